@@ -1,0 +1,27 @@
+"""beamkernels: fast, checked complex-valued neural-network layers for PyTorch.
+
+- ``beamkernels.functional``: typed ops (complex in, complex out).
+- ``beamkernels.nn``: layers with torch.nn signatures.
+- ``beamkernels.reference``: the pure-PyTorch specification of every op.
+- Backends: ``use_backend``, ``available_backends``, env ``BEAMKERNELS_BACKEND``.
+"""
+
+from beamkernels.version import __version__
+from beamkernels import _ext
+from beamkernels._backend import available_backends, current_backend, use_backend
+from beamkernels._ext import ExtensionNotBuiltError, build_info
+from beamkernels import ops  # noqa: F401  (registers fake kernels, autograd and Triton ops)
+from beamkernels.ops import activation as _activation_ops  # noqa: F401
+from beamkernels import functional, nn, reference
+
+__all__ = [
+    "__version__",
+    "available_backends",
+    "build_info",
+    "current_backend",
+    "use_backend",
+    "ExtensionNotBuiltError",
+    "functional",
+    "nn",
+    "reference",
+]

@@ -1,0 +1,51 @@
+"""Loads the compiled extension ``beamkernels._C`` if it was built.
+
+``import beamkernels`` works without it (reference and Triton backends); a call that needs it
+raises :class:`ExtensionNotBuiltError` with the exact command that builds it.
+"""
+
+from __future__ import annotations
+
+BUILD_COMMAND = "pip install --no-build-isolation -e .   (or: make build)"
+
+try:  # importing _C runs TORCH_LIBRARY and registers the beamkernels::* schemas and kernels
+    from beamkernels import _C  # type: ignore[attr-defined]
+
+    LOAD_ERROR: str | None = None
+except ImportError as e:  # not built, or built against another torch
+    _C = None
+    LOAD_ERROR = f"{type(e).__name__}: {e}"
+
+LOADED: bool = _C is not None
+
+
+class ExtensionNotBuiltError(RuntimeError):
+    pass
+
+
+def build_info() -> dict:
+    """Build facts of the compiled extension (version, compiled backends, CUDA archs, OpenMP)."""
+    from beamkernels.version import __version__
+
+    if _C is None:
+        return {"version": __version__, "extension": False, "compiled_backends": [], "load_error": LOAD_ERROR}
+    info = dict(_C.build_info())
+    info["extension"] = True
+    info["compiled_backends"] = list(info["compiled_backends"])
+    return info
+
+
+# Cached at import: resolve() reads it inside torch.compile'd code, which cannot call into pybind.
+COMPILED_BACKENDS: tuple[str, ...] = tuple(_C.build_info()["compiled_backends"]) if _C is not None else ()
+
+
+def compiled_backends() -> tuple[str, ...]:
+    return COMPILED_BACKENDS
+
+
+def require(what: str) -> None:
+    if not LOADED:
+        raise ExtensionNotBuiltError(
+            f"beamkernels: {what} needs the compiled extension beamkernels._C, which is not available "
+            f"({LOAD_ERROR}). Build it from the repository root with: {BUILD_COMMAND}"
+        )

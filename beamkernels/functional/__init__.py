@@ -1,0 +1,9 @@
+"""The typed public functions, one per op (complex tensors in, complex tensors out).
+
+Each picks a backend (see beamkernels.use_backend) and calls the registered op; the
+implementations live in beamkernels/ops/.
+"""
+
+from beamkernels.ops.activation import cardioid, crelu, modrelu, zrelu
+
+__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]

@@ -1,0 +1,1 @@
+"""Kernels written in Python DSLs (Triton). The C++/CUDA kernels live in csrc/."""

@@ -1,0 +1,10 @@
+"""Pure-PyTorch references: the specification of every beamkernels op.
+
+Every backend must agree with these (tests/ compare against them), and their autograd defines
+the gradients (PyTorch's conjugate-Wirtinger convention). They are also the ``reference``
+backend. Definitions: shared/complex-ops.md.
+"""
+
+from beamkernels.reference.activation import cardioid, crelu, modrelu, zrelu
+
+__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]

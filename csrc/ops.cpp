@@ -1,0 +1,75 @@
+// The one place where every beamkernels op schema is defined (TORCH_LIBRARY). Each backend
+// registers kernels for these schemas with TORCH_LIBRARY_IMPL in its own glue file
+// (csrc/cpu/*_glue.cpp, csrc/cuda/*_glue.cpp). Autograd and fake (meta) kernels are registered
+// from Python (beamkernels/ops/). Triton kernels are separate ops (beamkernels::triton_*),
+// defined by torch.library.triton_op in beamkernels/ops/.
+//
+// This file also builds the pybind11 module beamkernels._C, which reports build facts.
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef BEAMKERNELS_VERSION
+#define BEAMKERNELS_VERSION "unknown"
+#endif
+
+TORCH_LIBRARY(beamkernels, m) {
+  // ---- activations (issue 2): x complex [N, C, ...]; modrelu's bias real [C] ----
+  m.def("crelu(Tensor x) -> Tensor");
+  m.def("crelu_backward(Tensor grad, Tensor x) -> Tensor");
+  m.def("zrelu(Tensor x) -> Tensor");
+  m.def("zrelu_backward(Tensor grad, Tensor x) -> Tensor");
+  m.def("modrelu(Tensor x, Tensor bias) -> Tensor");
+  m.def("modrelu_backward(Tensor grad, Tensor x, Tensor bias) -> (Tensor, Tensor)");
+  m.def("cardioid(Tensor x) -> Tensor");
+  m.def("cardioid_backward(Tensor grad, Tensor x) -> Tensor");
+
+  // ---- convolution (issue 3) ----
+
+
+  // ---- normalization (issue 4) ----
+
+
+  // ---- pooling (issue 4) ----
+
+
+  // ---- other layers (issue 4) ----
+
+}
+
+namespace {
+
+pybind11::dict build_info() {
+  pybind11::dict d;
+  d["version"] = BEAMKERNELS_VERSION;
+  pybind11::list backends;
+  backends.append("cpu");
+#ifdef BEAMKERNELS_WITH_CUDA
+  backends.append("cuda");
+#ifdef BEAMKERNELS_CUDA_ARCHS
+  d["cuda_archs"] = BEAMKERNELS_CUDA_ARCHS;
+#endif
+#else
+  d["cuda_archs"] = "";
+#endif
+  d["compiled_backends"] = backends;
+#ifdef _OPENMP
+  d["openmp"] = true;
+  d["openmp_max_threads"] = omp_get_max_threads();
+#else
+  d["openmp"] = false;
+  d["openmp_max_threads"] = 1;
+#endif
+  d["torch_version_built"] = TORCH_VERSION;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "beamkernels compiled kernels (CPU C++ and, when built, CUDA)";
+  m.def("build_info", &build_info, "Build facts: version, compiled backends, CUDA archs, OpenMP threads");
+}

@@ -1,0 +1,201 @@
+"""crelu, zrelu, modrelu, cardioid on every backend that runs here: forward and gradients vs the
+reference, gradcheck (complex128), opcheck, torch.compile, odd/strided/empty shapes, the
+non-differentiable points, and bad input."""
+
+import pytest
+import torch
+
+import beamkernels
+import beamkernels.functional as F
+from beamkernels import reference as ref
+from tests.helpers import (
+    INTERPRETED_TRITON, assert_close, check_forward_backward, crandn, gradcheck, opcheck, run_on,
+    skip_compile_if_interpreted, strided,
+)
+
+UNARY = ["crelu", "zrelu", "cardioid"]
+ALL = UNARY + ["modrelu"]
+# Odd sizes: not multiples of any block; 1-element rows; a 4-D layer-sized case.
+SHAPES = [(1, 1), (2, 3, 7), (3, 5, 129), (2, 4, 9, 13)]
+
+
+def _fn(name):
+    return getattr(F, name)
+
+
+def _call(name, x, bias=None):
+    return F.modrelu(x, bias) if name == "modrelu" else _fn(name)(x)
+
+
+def _ref(name):
+    return getattr(ref, name)
+
+
+def _bias(x, requires_grad=False):
+    # Mixed signs so that modReLU's dead zone (|z| + b <= 0) is exercised.
+    b = torch.linspace(-1.0, 0.5, x.shape[1], dtype=x.real.dtype, device=x.device)
+    return b.requires_grad_(requires_grad)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_forward_and_gradients_match_reference(backend, device, name, shape, dtype):
+    x = crandn(*shape, dtype=dtype, device=device, requires_grad=True)
+    if name == "modrelu":
+        check_forward_backward(backend, F.modrelu, ref.modrelu, [x, _bias(x, True)], dtype=dtype)
+    else:
+        check_forward_backward(backend, _fn(name), _ref(name), [x], dtype=dtype)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_gradcheck_complex128(backend, device, name):
+    x = crandn(2, 3, 5, dtype=torch.complex128, device=device, requires_grad=True)
+    if name == "modrelu":
+        gradcheck(backend, F.modrelu, [x, _bias(x, True)])
+    else:
+        gradcheck(backend, _fn(name), [x])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_strided_input(backend, device, name):
+    x = strided(crandn(3, 4, 6, 10, device=device))
+    b = _bias(x)
+    y = run_on(backend, _call, name, x, b if name == "modrelu" else None)
+    y_ref = ref.modrelu(x, b) if name == "modrelu" else _ref(name)(x)
+    assert_close(y, y_ref)
+    # A permuted (channels-last-like) view too.
+    xp = crandn(3, 6, 10, 4, device=device).permute(0, 3, 1, 2)
+    bp = _bias(xp)
+    y = run_on(backend, _call, name, xp, bp if name == "modrelu" else None)
+    assert_close(y, ref.modrelu(xp, bp) if name == "modrelu" else _ref(name)(xp))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_empty_batch(backend, device, name):
+    x = crandn(0, 3, 5, device=device, requires_grad=True)
+    b = _bias(x, True)
+    y = run_on(backend, _call, name, x, b if name == "modrelu" else None)
+    assert y.shape == x.shape
+    y.sum().abs().backward() if y.numel() else torch.autograd.backward(y, torch.zeros_like(y))
+    assert x.grad is None or x.grad.shape == x.shape
+    if name == "modrelu" and b.grad is not None:
+        assert torch.equal(b.grad, torch.zeros_like(b))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_special_points_no_nan(backend, device, name):
+    """z = 0 and points on both axes: values and gradients are finite and match the reference."""
+    pts = torch.tensor([0, 1, -1, 1j, -1j, 1 + 1j, -2 - 0.5j, 0.25 - 0j], dtype=torch.complex64, device=device)
+    x = pts.repeat(2, 3, 1).requires_grad_(True)  # [2, 3, 8]
+    b = torch.tensor([-0.5, 0.0, 0.5], device=device, requires_grad=True)
+    args = [x, b] if name == "modrelu" else [x]
+    check_forward_backward(backend, F.modrelu if name == "modrelu" else _fn(name),
+                           ref.modrelu if name == "modrelu" else _ref(name), args)
+    y = run_on(backend, _call, name, x, b if name == "modrelu" else None)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    assert torch.isfinite(torch.view_as_real(y)).all() and torch.isfinite(torch.view_as_real(gx)).all()
+    assert y[..., 0].abs().max() == 0  # f(0) = 0 for all four
+
+
+def test_defined_values_at_special_points():
+    """The definitions fixed in the reference (and csrc/activation.h)."""
+    z = torch.tensor([[0j, 1 + 0j, -1 + 0j, 1j, -1j]], dtype=torch.complex128)
+    x = z.clone().requires_grad_(True)
+    y = ref.cardioid(x)
+    (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    assert g[0, 0] == 0.5  # cardioid gradient at 0: the mean slope
+    assert torch.equal(ref.zrelu(z), torch.tensor([[0j, 1 + 0j, 0j, 1j, 0j]], dtype=torch.complex128))
+    assert torch.equal(ref.crelu(z), torch.tensor([[0j, 1 + 0j, 0j, 1j, 0j]], dtype=torch.complex128))
+    b = torch.tensor([2.0], dtype=torch.float64)
+    assert ref.modrelu(z.reshape(5, 1), b)[0, 0] == 0  # z = 0 gives 0 even with b > 0
+    assert torch.allclose(ref.modrelu(z.reshape(5, 1), b)[1, 0], torch.tensor(3 + 0j, dtype=torch.complex128))
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck(backend, device, name, requires_grad, contiguous):
+    if backend == "reference":
+        pytest.skip("the reference is plain PyTorch, not a registered op")
+    x = crandn(2, 3, 4, 6, device=device)
+    x = x if contiguous else x.transpose(2, 3)
+    x.requires_grad_(requires_grad)
+    b = _bias(x, requires_grad)
+    prefix = "triton_" if backend == "triton" else ""
+    op = getattr(torch.ops.beamkernels, prefix + name)
+    opcheck(op, (x, b) if name == "modrelu" else (x,), backend)
+    g = crandn(*x.shape, device=device)
+    bwd = getattr(torch.ops.beamkernels, prefix + name + "_backward")
+    opcheck(bwd, (g, x.detach(), b.detach()) if name == "modrelu" else (g, x.detach()), backend)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_torch_compile_fullgraph(backend, device, name):
+    skip_compile_if_interpreted(backend)
+    torch._dynamo.reset()
+    x = crandn(2, 3, 5, 7, device=device, requires_grad=True)
+    b = _bias(x, True)
+
+    def f(x, b):
+        return _call(name, x, b if name == "modrelu" else None).abs().sum()
+
+    with beamkernels.use_backend(backend):
+        compiled = torch.compile(f, fullgraph=True, backend="aot_eager" if device.type == "cpu" else "inductor")
+        out = compiled(x, b)
+        out.backward()
+    x2, b2 = x.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)
+    expected = f.__wrapped__(x2, b2) if hasattr(f, "__wrapped__") else (
+        (ref.modrelu(x2, b2) if name == "modrelu" else _ref(name)(x2)).abs().sum())
+    expected.backward()
+    assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_layers():
+    x = crandn(2, 4, 5, 5)
+    assert torch.equal(beamkernels.nn.CReLU()(x), F.crelu(x))
+    assert torch.equal(beamkernels.nn.ZReLU()(x), F.zrelu(x))
+    assert torch.equal(beamkernels.nn.Cardioid()(x), F.cardioid(x))
+    m = beamkernels.nn.ModReLU(4, bias_init=-0.1)
+    assert m.bias.dtype == torch.float32 and m.bias.shape == (4,)
+    assert torch.equal(m(x), F.modrelu(x, m.bias))
+    m64 = beamkernels.nn.ModReLU(4, dtype=torch.complex128)
+    assert m64.bias.dtype == torch.float64
+    assert "ModReLU(4)" in repr(m)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_bad_input(backend, device, name):
+    real = torch.randn(2, 3, 4, device=device)
+    with pytest.raises(TypeError, match=r"argument 'x' must be a complex tensor.*float32"):
+        run_on(backend, _call, name, real, torch.zeros(3, device=device))
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        run_on(backend, _call, name, [1, 2], None)
+
+
+def test_modrelu_bad_bias(backend, device):
+    x = crandn(2, 3, 4, device=device)
+    with pytest.raises(ValueError, match=r"'bias' must have shape \[3\], got \[4\]"):
+        run_on(backend, F.modrelu, x, torch.zeros(4, device=device))
+    with pytest.raises(TypeError, match=r"'bias' must be a real tensor of dtype torch.float32.*complex64"):
+        run_on(backend, F.modrelu, x, torch.zeros(3, dtype=torch.complex64, device=device))
+    with pytest.raises(TypeError, match=r"'bias' must be a real tensor of dtype torch.float32.*float64"):
+        run_on(backend, F.modrelu, x, torch.zeros(3, dtype=torch.float64, device=device))
+    with pytest.raises(ValueError, match=r"at least 2 dims"):
+        run_on(backend, F.modrelu, crandn(5, device=device), torch.zeros(5, device=device))
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'bias' is on"):
+            run_on(backend, F.modrelu, x, torch.zeros(3, device="cuda" if device.type == "cpu" else "cpu"))
+
+
+def test_compiled_op_errors_directly():
+    """The C++ glue validates too (for callers of torch.ops.beamkernels.* directly)."""
+    if "cpu" not in beamkernels.available_backends():
+        pytest.skip("extension not built")
+    with pytest.raises(RuntimeError, match="argument 'x' must be a complex tensor"):
+        torch.ops.beamkernels.crelu(torch.randn(3))
+    with pytest.raises(RuntimeError, match=r"'bias' must have shape \[3\]"):
+        torch.ops.beamkernels.modrelu(crandn(2, 3), torch.zeros(2))
+    with pytest.raises(RuntimeError, match="'grad' has shape"):
+        torch.ops.beamkernels.crelu_backward(crandn(2, 4), crandn(2, 3))

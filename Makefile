@@ -22,7 +22,12 @@ test: setup
 test-fast: setup
 	$(TRITON_ENV) $(PY) -m pytest tests -m "not slow" -x $(PYTEST_ARGS)
 
+# The other complex-NN libraries are optional providers; --no-deps so they cannot pull another
+# torch (offline machines just skip them).
 bench: setup
+	@$(PY) -c "import complextorch, torchcvnn, complexPyTorch, cplxmodule" 2>/dev/null || \
+	  $(PY) -m pip install -q --no-deps complextorch torchcvnn complexPyTorch cplxmodule 2>/dev/null || \
+	  echo "bench: other complex-NN libraries not installable here; benchmarking without them"
 	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 clean:

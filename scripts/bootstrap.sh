@@ -11,6 +11,16 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 
+# pip, quiet, without the mirror's "Location ... is ignored" noise; a failed install still fails.
+pip_install() {
+  local log rc=0
+  log=$(mktemp)
+  "$PY" -m pip install -q "$@" >"$log" 2>&1 || rc=$?
+  grep -v "WARNING: Location" "$log" || true
+  rm -f "$log"
+  return $rc
+}
+
 if [ ! -x "$PY" ]; then
   echo "bootstrap: creating virtual environment $VENV"
   python3 -m venv --system-site-packages "$VENV"
@@ -18,23 +28,25 @@ fi
 
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "bootstrap: installing torch==2.13.0 (CPU)"
-  "$PY" -m pip install -q torch==2.13.0
+  pip_install torch==2.13.0
 fi
 
-# module name -> pip requirement; only the missing ones are installed.
-missing=()
-for pair in numpy:numpy scipy:scipy h5py:h5py pytest:pytest tqdm:tqdm matplotlib:matplotlib \
-            ninja:ninja setuptools:setuptools wheel:wheel triton:triton==3.9.0; do
-  mod=${pair%%:*}; req=${pair#*:}
-  if [ "$mod" = triton ] && "$PY" -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-    "$PY" -c "import triton" >/dev/null 2>&1 || echo "bootstrap: note: triton missing on a CUDA machine; Triton backend off"
-    continue
-  fi
-  "$PY" -c "import $mod" >/dev/null 2>&1 || missing+=("$req")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bootstrap: installing ${missing[*]}"
-  "$PY" -m pip install -q "${missing[@]}"
+# The missing test/benchmark packages (one interpreter start checks them all). Triton is wanted on
+# a CPU machine (its interpreter runs the Triton tests); on a CUDA machine it comes with torch.
+missing=$("$PY" - <<'PYEOF'
+import importlib.util
+import torch
+want = {"numpy": "numpy", "scipy": "scipy", "h5py": "h5py", "pytest": "pytest", "tqdm": "tqdm",
+        "matplotlib": "matplotlib", "ninja": "ninja", "setuptools": "setuptools", "wheel": "wheel"}
+if not torch.cuda.is_available():
+    want["triton"] = "triton==3.9.0"
+print(" ".join(req for mod, req in want.items() if importlib.util.find_spec(mod) is None))
+PYEOF
+)
+if [ -n "$missing" ]; then
+  echo "bootstrap: installing $missing"
+  # shellcheck disable=SC2086
+  pip_install $missing
 fi
 
 # The extension: rebuild when its sources changed (stamp = hash of csrc/ and setup.py).
@@ -45,14 +57,18 @@ if [ "${BEAMKERNELS_SKIP_EXT:-0}" = 1 ]; then
   echo "bootstrap: BEAMKERNELS_SKIP_EXT=1: not building the extension (reference + Triton only)"
 elif [ -z "$so" ] || [ ! -f "$stamp_file" ] || [ "$(cat "$stamp_file")" != "$stamp" ]; then
   echo "bootstrap: building beamkernels._C (in place, ninja)"
-  MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" setup.py -q build_ext --inplace 2>&1 | grep -v -E "warning: default member initializers|^\s*$|AutogradState.h" || true
-  ls beamkernels/_C*.so >/dev/null 2>&1 || { echo "bootstrap: building the extension failed (see above)"; exit 1; }
-  mkdir -p build && echo "$stamp" > "$stamp_file"
+  mkdir -p build
+  if ! MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" setup.py build_ext --inplace > build/build.log 2>&1; then
+    tail -n 60 build/build.log
+    echo "bootstrap: building the extension failed (full log: build/build.log)"
+    exit 1
+  fi
+  echo "$stamp" > "$stamp_file"
 fi
 
 # The console script `beamkernels` and the package on the venv's path (editable, no rebuild:
 # the extension was built in place above).
 if ! "$VENV/bin/python" -c "import importlib.metadata as m; m.version('beamkernels')" >/dev/null 2>&1; then
   echo "bootstrap: registering the package (editable)"
-  BEAMKERNELS_SKIP_EXT=1 "$PY" -m pip install -q --no-build-isolation --no-deps -e . 2>&1 | grep -v "WARNING: Location" || true
+  BEAMKERNELS_SKIP_EXT=1 pip_install --no-build-isolation --no-deps -e .
 fi

@@ -77,8 +77,8 @@ def test_empty_batch(backend, device, name):
     b = _bias(x, True)
     y = run_on(backend, _call, name, x, b if name == "modrelu" else None)
     assert y.shape == x.shape
-    y.sum().abs().backward() if y.numel() else torch.autograd.backward(y, torch.zeros_like(y))
-    assert x.grad is None or x.grad.shape == x.shape
+    torch.autograd.backward(y, torch.zeros_like(y))
+    assert x.grad.shape == x.shape
     if name == "modrelu" and b.grad is not None:
         assert torch.equal(b.grad, torch.zeros_like(b))
 
@@ -145,8 +145,7 @@ def test_torch_compile_fullgraph(backend, device, name):
         out = compiled(x, b)
         out.backward()
     x2, b2 = x.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)
-    expected = f.__wrapped__(x2, b2) if hasattr(f, "__wrapped__") else (
-        (ref.modrelu(x2, b2) if name == "modrelu" else _ref(name)(x2)).abs().sum())
+    expected = (ref.modrelu(x2, b2) if name == "modrelu" else _ref(name)(x2)).abs().sum()
     expected.backward()
     assert_close(out, expected, rtol=1e-4, atol=1e-4)
     assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-4)

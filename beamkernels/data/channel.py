@@ -183,7 +183,7 @@ def optimal_precoders(H: torch.Tensor, Ns: int) -> Tuple[torch.Tensor, torch.Ten
     if not 1 <= Ns <= min(H.shape[-2:]):
         raise ValueError(f"optimal_precoders: need 1 <= Ns <= min(Nr, Nt)={min(H.shape[-2:])}, got Ns={Ns}")
     U, _, Vh = torch.linalg.svd(H, full_matrices=False)
-    return Vh[..., :Ns, :].mH, U[..., :, :Ns]
+    return Vh[..., :Ns, :].mH.resolve_conj().contiguous(), U[..., :, :Ns].contiguous()
 
 
 def _make_generator(seed, generator) -> torch.Generator:

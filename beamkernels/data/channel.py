@@ -167,6 +167,11 @@ class ChannelBatch:
     def __len__(self) -> int:
         return self.H.shape[0]
 
+    def __repr__(self) -> str:
+        parts = [f"{f.name}={list(getattr(self, f.name).shape)}" for f in fields(self)
+                 if isinstance(getattr(self, f.name), torch.Tensor)]
+        return f"ChannelBatch({', '.join(parts)}, dtype={self.H.dtype}, device={self.H.device})"
+
     def __getitem__(self, idx) -> "ChannelBatch":
         return self._map(lambda t: t[idx])
 

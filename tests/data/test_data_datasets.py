@@ -34,6 +34,24 @@ def test_generated_seeding_and_epochs():
     assert not set(keys(GeneratedChannels(SMALL, num_samples=9, seed=2, chunk_size=4))) & set(a)
 
 
+def test_generated_epochs_without_and_with_set_epoch():
+    ds = GeneratedChannels(SMALL, num_samples=6, seed=7, chunk_size=4)
+    e0, e1 = keys(ds), keys(ds)  # no set_epoch, num_workers=0: a new epoch each iteration
+    assert not set(e0) & set(e1)
+    ds.set_epoch(1)
+    assert keys(ds) == e1
+    ds.set_epoch(0)
+    assert keys(ds) == e0
+    # persistent workers keep their own copy (set_epoch does not reach it) and count epochs themselves
+    fresh = GeneratedChannels(SMALL, num_samples=6, seed=7, chunk_size=4)
+    loader = torch.utils.data.DataLoader(fresh, batch_size=None, num_workers=1, persistent_workers=True)
+    got = []
+    for epoch in range(2):
+        fresh.set_epoch(epoch)
+        got.append(keys(loader))
+    assert got == [e0, e1]
+
+
 def test_generated_workers_do_not_repeat():
     ds = GeneratedChannels(SMALL, num_samples=20, seed=3, chunk_size=3)
     single = keys(ds)

@@ -27,17 +27,31 @@ constexpr index_t kGrain = 16384;  // complex elements per work item
 inline index_t chunks_per_row(index_t inner) { return inner > kGrain ? (inner + kGrain - 1) / kGrain : 1; }
 
 // ---- row loops (templates, instantiated in non-template clones below) ----
+// Sums over blocks of kStatsBlock elements are formed in T (SIMD lanes of T: each lane adds
+// kStatsBlock / lanes shifted values, error ~ that count times T's epsilon), then accumulated in
+// double across blocks, so the error does not grow with the row length.
+constexpr index_t kStatsBlock = 256;
+
 template <typename T>
 __attribute__((always_inline)) inline void stats_row(const T* __restrict x, index_t n, T kr, T ki, double* out) {
   double sr = 0, si = 0, srr = 0, sri = 0, sii = 0;
-#pragma omp simd reduction(+ : sr, si, srr, sri, sii)
-  for (index_t i = 0; i < n; ++i) {
-    const double a = double(x[2 * i] - kr), b = double(x[2 * i + 1] - ki);
-    sr += a;
-    si += b;
-    srr += a * a;
-    sri += a * b;
-    sii += b * b;
+  for (index_t b0 = 0; b0 < n; b0 += kStatsBlock) {
+    const index_t b1 = b0 + kStatsBlock < n ? b0 + kStatsBlock : n;
+    T tr = 0, ti = 0, trr = 0, tri = 0, tii = 0;
+#pragma omp simd reduction(+ : tr, ti, trr, tri, tii)
+    for (index_t i = b0; i < b1; ++i) {
+      const T a = x[2 * i] - kr, b = x[2 * i + 1] - ki;
+      tr += a;
+      ti += b;
+      trr += a * a;
+      tri += a * b;
+      tii += b * b;
+    }
+    sr += double(tr);
+    si += double(ti);
+    srr += double(trr);
+    sri += double(tri);
+    sii += double(tii);
   }
   out[0] = sr;
   out[1] = si;
@@ -65,16 +79,26 @@ template <typename T>
 __attribute__((always_inline)) inline void bwd_reduce_row(const T* __restrict g, const T* __restrict x, index_t n,
                                                           T mr, T mi, double* out) {
   double sgr = 0, sgi = 0, m00 = 0, m01 = 0, m10 = 0, m11 = 0;
-#pragma omp simd reduction(+ : sgr, sgi, m00, m01, m10, m11)
-  for (index_t i = 0; i < n; ++i) {
-    const double gr = double(g[2 * i]), gi = double(g[2 * i + 1]);
-    const double dr = double(x[2 * i] - mr), di = double(x[2 * i + 1] - mi);
-    sgr += gr;
-    sgi += gi;
-    m00 += gr * dr;
-    m01 += gr * di;
-    m10 += gi * dr;
-    m11 += gi * di;
+  for (index_t b0 = 0; b0 < n; b0 += kStatsBlock) {  // T within a block, double across (as stats_row)
+    const index_t b1 = b0 + kStatsBlock < n ? b0 + kStatsBlock : n;
+    T tgr = 0, tgi = 0, t00 = 0, t01 = 0, t10 = 0, t11 = 0;
+#pragma omp simd reduction(+ : tgr, tgi, t00, t01, t10, t11)
+    for (index_t i = b0; i < b1; ++i) {
+      const T gr = g[2 * i], gi = g[2 * i + 1];
+      const T dr = x[2 * i] - mr, di = x[2 * i + 1] - mi;
+      tgr += gr;
+      tgi += gi;
+      t00 += gr * dr;
+      t01 += gr * di;
+      t10 += gi * dr;
+      t11 += gi * di;
+    }
+    sgr += double(tgr);
+    sgi += double(tgi);
+    m00 += double(t00);
+    m01 += double(t01);
+    m10 += double(t10);
+    m11 += double(t11);
   }
   out[0] = sgr;
   out[1] = sgi;

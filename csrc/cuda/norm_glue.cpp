@@ -1,6 +1,6 @@
 // Torch glue for the CUDA whitening batch-norm kernels: validate, allocate the workspace, fill
 // BatchNormParams, launch on the current stream. Compiled only when CUDA is built.
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -45,7 +45,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_batch_norm_cuda(const at:
     p.eps = eps;
     p.training = training;
     C10_CUDA_CHECK(cuda::batch_norm_forward<scalar_t>(p, partials.data_ptr<double>(), coefs.data_ptr<scalar_t>(),
-                                                      at::cuda::getCurrentCUDAStream()));
+                                                      c10::cuda::getCurrentCUDAStream()));
   });
   return {y, mean_out, cov_out};
 }
@@ -80,7 +80,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_batch_norm_backward_cuda(
     p.eps = eps;
     p.training = training;
     C10_CUDA_CHECK(cuda::batch_norm_backward<scalar_t>(p, partials.data_ptr<double>(), coefs.data_ptr<scalar_t>(),
-                                                       at::cuda::getCurrentCUDAStream()));
+                                                       c10::cuda::getCurrentCUDAStream()));
   });
   return {gx, gw, gb};
 }

@@ -158,7 +158,7 @@ void for_each_chunk(const BatchNormParams<T>& p, F&& body) {
   const index_t cpr = chunks_per_row(p.inner);
   const index_t total = rows * cpr;
   const index_t chunk = (p.inner + cpr - 1) / cpr;
-#pragma omp parallel for schedule(static) num_threads(p.num_threads) if (total > 1 && rows * p.inner > kGrain)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(p.num_threads) if (total > 1 && rows * p.inner > kGrain)
   for (index_t t = 0; t < total; ++t) {
     const index_t row = t / cpr;
     const index_t begin = (t % cpr) * chunk;

@@ -5,5 +5,7 @@ implementations live in beamkernels/ops/.
 """
 
 from beamkernels.ops.activation import cardioid, crelu, modrelu, zrelu
+from beamkernels.ops.norm import complex_batch_norm, complex_layer_norm, naive_complex_batch_norm
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]
+__all__ = ["crelu", "zrelu", "modrelu", "cardioid",
+           "complex_batch_norm", "complex_layer_norm", "naive_complex_batch_norm"]

@@ -6,5 +6,7 @@ backend. Definitions: shared/complex-ops.md.
 """
 
 from beamkernels.reference.activation import cardioid, crelu, modrelu, zrelu
+from beamkernels.reference.norm import complex_batch_norm, complex_layer_norm, naive_complex_batch_norm
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]
+__all__ = ["crelu", "zrelu", "modrelu", "cardioid",
+           "complex_batch_norm", "complex_layer_norm", "naive_complex_batch_norm"]

@@ -5,5 +5,11 @@ implementations live in beamkernels/ops/.
 """
 
 from beamkernels.ops.activation import cardioid, crelu, modrelu, zrelu
+from beamkernels.ops.layers import complex_dropout, complex_dropout2d, complex_linear, complex_upsample
+from beamkernels.ops.pool import complex_adaptive_avg_pool2d, complex_avg_pool2d, complex_max_pool2d
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]
+__all__ = [
+    "crelu", "zrelu", "modrelu", "cardioid",
+    "complex_max_pool2d", "complex_avg_pool2d", "complex_adaptive_avg_pool2d",
+    "complex_linear", "complex_dropout", "complex_dropout2d", "complex_upsample",
+]

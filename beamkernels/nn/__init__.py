@@ -1,5 +1,11 @@
 """Drop-in complex layers with torch.nn signatures: complex64/complex128 in and out."""
 
 from beamkernels.nn.activation import Cardioid, CReLU, ModReLU, ZReLU
+from beamkernels.nn.layers import ComplexDropout, ComplexDropout2d, ComplexLinear, ComplexUpsample
+from beamkernels.nn.pool import ComplexAdaptiveAvgPool2d, ComplexAvgPool2d, ComplexMaxPool2d
 
-__all__ = ["CReLU", "ZReLU", "ModReLU", "Cardioid"]
+__all__ = [
+    "CReLU", "ZReLU", "ModReLU", "Cardioid",
+    "ComplexMaxPool2d", "ComplexAvgPool2d", "ComplexAdaptiveAvgPool2d",
+    "ComplexLinear", "ComplexDropout", "ComplexDropout2d", "ComplexUpsample",
+]

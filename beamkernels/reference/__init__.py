@@ -6,5 +6,11 @@ backend. Definitions: shared/complex-ops.md.
 """
 
 from beamkernels.reference.activation import cardioid, crelu, modrelu, zrelu
+from beamkernels.reference.layers import complex_dropout, complex_dropout2d, complex_linear, complex_upsample
+from beamkernels.reference.pool import complex_adaptive_avg_pool2d, complex_avg_pool2d, complex_max_pool2d
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]
+__all__ = [
+    "crelu", "zrelu", "modrelu", "cardioid",
+    "complex_max_pool2d", "complex_avg_pool2d", "complex_adaptive_avg_pool2d",
+    "complex_linear", "complex_dropout", "complex_dropout2d", "complex_upsample",
+]

@@ -1,0 +1,147 @@
+// Torch-free CPU kernels for max-pool by magnitude: one pass over interleaved complex input,
+// OpenMP over output rows (plane, oh), SIMD over the row in the 2x2 / stride-2 fast path (the
+// model zoo's pool). Multiversioned for AVX-512 / AVX2 like csrc/cpu/activation.cpp.
+// No FMA contraction of the key: the build uses ISO C++ (-std=c++20), where GCC's default is
+// -ffp-contract=off, so re*re + im*im rounds exactly as the reference.
+#include <omp.h>
+
+#include "cpu/pool_cpu.h"
+
+namespace beamkernels {
+namespace cpu {
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BK_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define BK_CLONES
+#endif
+
+// 2x2 window, stride 2, no padding, dilation 1: rows r0 and r1 of the input plane produce one
+// output row of n elements. `first` is the per-plane index of r0[0].
+template <typename T>
+__attribute__((always_inline)) inline void row_2x2(const T* __restrict r0, const T* __restrict r1, T* __restrict out,
+                                                   int64_t* __restrict idx, index_t n, index_t first, index_t W) {
+#pragma omp simd
+  for (index_t j = 0; j < n; ++j) {
+    const T are = r0[4 * j], aim = r0[4 * j + 1], bre = r0[4 * j + 2], bim = r0[4 * j + 3];
+    const T cre = r1[4 * j], cim = r1[4 * j + 1], dre = r1[4 * j + 2], dim = r1[4 * j + 3];
+    const T ka = are * are + aim * aim, kb = bre * bre + bim * bim;
+    const T kc = cre * cre + cim * cim, kd = dre * dre + dim * dim;
+    T best = ka, re = are, im = aim;
+    index_t off = 0;
+    bool t = pool_takes(kb, best);
+    best = t ? kb : best; re = t ? bre : re; im = t ? bim : im; off = t ? 1 : off;
+    t = pool_takes(kc, best);
+    best = t ? kc : best; re = t ? cre : re; im = t ? cim : im; off = t ? W : off;
+    t = pool_takes(kd, best);
+    re = t ? dre : re; im = t ? dim : im; off = t ? W + 1 : off;
+    out[2 * j] = re;
+    out[2 * j + 1] = im;
+    idx[j] = first + 2 * j + off;
+  }
+}
+
+BK_CLONES void row_2x2_f(const float* r0, const float* r1, float* out, int64_t* idx, index_t n, index_t first,
+                         index_t W) {
+  row_2x2<float>(r0, r1, out, idx, n, first, W);
+}
+BK_CLONES void row_2x2_d(const double* r0, const double* r1, double* out, int64_t* idx, index_t n, index_t first,
+                         index_t W) {
+  row_2x2<double>(r0, r1, out, idx, n, first, W);
+}
+inline void row_2x2_dispatch(const float* r0, const float* r1, float* out, int64_t* idx, index_t n, index_t first,
+                             index_t W) {
+  row_2x2_f(r0, r1, out, idx, n, first, W);
+}
+inline void row_2x2_dispatch(const double* r0, const double* r1, double* out, int64_t* idx, index_t n,
+                             index_t first, index_t W) {
+  row_2x2_d(r0, r1, out, idx, n, first, W);
+}
+
+// Any geometry: scan the window of each output of row oh, skipping padding.
+template <typename T>
+void row_general(const MaxPoolParams<T>& p, const T* plane, T* out, int64_t* idx, index_t oh) {
+  const index_t h0 = oh * p.sh - p.ph;
+  for (index_t ow = 0; ow < p.out_width; ++ow) {
+    const index_t w0 = ow * p.sw - p.pw;
+    T best = T(0), re = T(0), im = T(0);
+    index_t arg = -1;
+    for (index_t i = 0; i < p.kh; ++i) {
+      const index_t h = h0 + i * p.dh;
+      if (h < 0 || h >= p.height) continue;
+      for (index_t j = 0; j < p.kw; ++j) {
+        const index_t w = w0 + j * p.dw;
+        if (w < 0 || w >= p.width) continue;
+        const index_t pos = h * p.width + w;
+        const T a = plane[2 * pos], b = plane[2 * pos + 1];
+        const T k = a * a + b * b;
+        if (arg < 0 || pool_takes(k, best)) {
+          best = k; re = a; im = b; arg = pos;
+        }
+      }
+    }
+    out[2 * ow] = re;
+    out[2 * ow + 1] = im;
+    idx[ow] = arg;  // every window holds at least one input element (checked by the glue)
+  }
+}
+
+constexpr index_t kPoolGrain = 4096;  // outputs below which one thread does it all
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_forward(const MaxPoolParams<T>& p) {
+  const index_t rows = p.planes * p.out_height;
+  if (rows == 0 || p.out_width == 0) return;
+  const bool fast = p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0 && p.dh == 1 &&
+                    p.dw == 1;
+  const index_t plane_in = p.height * p.width, plane_out = p.out_height * p.out_width;
+#pragma omp parallel for schedule(static) num_threads(p.num_threads) if (rows * p.out_width > kPoolGrain)
+  for (index_t r = 0; r < rows; ++r) {
+    const index_t plane = r / p.out_height, oh = r % p.out_height;
+    const T* in = p.x + 2 * plane * plane_in;
+    T* out = p.out + 2 * (plane * plane_out + oh * p.out_width);
+    int64_t* idx = p.indices + plane * plane_out + oh * p.out_width;
+    if (fast) {
+      const index_t first = 2 * oh * p.width;
+      row_2x2_dispatch(in + 2 * first, in + 2 * (first + p.width), out, idx, p.out_width, first, p.width);
+    } else {
+      row_general(p, in, out, idx, oh);
+    }
+  }
+}
+
+// One thread per plane owns that plane of grad_x, so the += of overlapping windows is race-free
+// and the summation order is fixed (deterministic).
+template <typename T>
+index_t max_pool2d_backward(const MaxPoolParams<T>& p) {
+  const index_t plane_in = p.height * p.width, plane_out = p.out_height * p.out_width;
+  if (p.planes == 0 || plane_out == 0) return 0;
+  index_t bad = 0;
+#pragma omp parallel for schedule(static) num_threads(p.num_threads) reduction(+ : bad) if (p.planes * plane_out > kPoolGrain)
+  for (index_t plane = 0; plane < p.planes; ++plane) {
+    const T* g = p.grad_out + 2 * plane * plane_out;
+    const int64_t* idx = p.indices + plane * plane_out;
+    T* gx = p.grad_x + 2 * plane * plane_in;
+    for (index_t o = 0; o < plane_out; ++o) {
+      const index_t i = idx[o];
+      if (i < 0 || i >= plane_in) {
+        ++bad;
+        continue;
+      }
+      gx[2 * i] += g[2 * o];
+      gx[2 * i + 1] += g[2 * o + 1];
+    }
+  }
+  return bad;
+}
+
+template void max_pool2d_forward<float>(const MaxPoolParams<float>&);
+template void max_pool2d_forward<double>(const MaxPoolParams<double>&);
+template index_t max_pool2d_backward<float>(const MaxPoolParams<float>&);
+template index_t max_pool2d_backward<double>(const MaxPoolParams<double>&);
+
+}  // namespace cpu
+}  // namespace beamkernels

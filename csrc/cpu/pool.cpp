@@ -95,8 +95,10 @@ template <typename T>
 void max_pool2d_forward(const MaxPoolParams<T>& p) {
   const index_t rows = p.planes * p.out_height;
   if (rows == 0 || p.out_width == 0) return;
+  // The fast path needs every window fully inside the plane (ceil_mode on odd sizes makes a
+  // partial last window, which the general path handles).
   const bool fast = p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0 && p.dh == 1 &&
-                    p.dw == 1;
+                    p.dw == 1 && 2 * p.out_height <= p.height && 2 * p.out_width <= p.width;
   const index_t plane_in = p.height * p.width, plane_out = p.out_height * p.out_width;
 #pragma omp parallel for schedule(static) num_threads(p.num_threads) if (rows * p.out_width > kPoolGrain)
   for (index_t r = 0; r < rows; ++r) {

@@ -12,9 +12,10 @@
 namespace beamkernels {
 
 // true if a candidate with key `k` replaces the current best key `best`.
+// (k > best) || (k is NaN && best is not NaN), written with two compares that vectorize.
 template <typename T>
 BK_HD bool pool_takes(T k, T best) {
-  return (k > best) || (k != k && best == best);
+  return !(k <= best) && (best == best);
 }
 
 template <typename T>

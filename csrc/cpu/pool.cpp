@@ -5,6 +5,12 @@
 // -ffp-contract=off, so re*re + im*im rounds exactly as the reference.
 #include <omp.h>
 
+#include <cstdint>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "cpu/pool_cpu.h"
 
 namespace beamkernels {
@@ -42,9 +48,88 @@ __attribute__((always_inline)) inline void row_2x2(const T* __restrict r0, const
   }
 }
 
-BK_CLONES void row_2x2_f(const float* r0, const float* r1, float* out, int64_t* idx, index_t n, index_t first,
-                         index_t W) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define BK_HAVE_AVX2_PATH 1
+// complex64, AVX2: 8 outputs per step from 4 + 4 loads of the two input rows. Keys by one mul and
+// one hadd (the products rounded, then their sum: exactly the reference's re*re + im*im); the
+// even/odd elements (window columns 0/1) come out in the lane order o0 o2 o4 o6 o1 o3 o5 o7,
+// the selects are done in that order and the 64-bit winners (a complex64 as one word) and the
+// indices are put back in order before the stores. The scalar loop finishes the row.
+__attribute__((target("avx2"))) void row_2x2_c64_avx2(const float* __restrict r0, const float* __restrict r1,
+                                                      float* __restrict out, int64_t* __restrict idx, index_t n,
+                                                      index_t first, index_t W) {
+  const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 4, 4, 5, 5);     // -> o0 o2 o1 o3, 64-bit lanes
+  const __m256i dup_hi = _mm256_setr_epi32(2, 2, 3, 3, 6, 6, 7, 7);     // -> o4 o6 o5 o7
+  const __m256i to_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);    // -> o0 .. o7
+  const __m256i one = _mm256_set1_epi32(1), w0 = _mm256_set1_epi32(static_cast<int>(W)),
+                w1 = _mm256_set1_epi32(static_cast<int>(W + 1));
+  const __m256i step = _mm256_setr_epi64x(0, 2, 4, 6);
+  index_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const float* a = r0 + 4 * j;
+    const float* b = r1 + 4 * j;
+    __m256 k[2][2];   // [row][column]: keys in lane order o0 o2 o4 o6 o1 o3 o5 o7
+    __m256d lo[2][2], hi[2][2];  // [row][column]: 64-bit values, o0 o2 o1 o3 (lo) and o4 o6 o5 o7 (hi)
+    for (int r = 0; r < 2; ++r) {
+      const float* src = r ? b : a;
+      const __m256 v0 = _mm256_loadu_ps(src), v1 = _mm256_loadu_ps(src + 8), v2 = _mm256_loadu_ps(src + 16),
+                   v3 = _mm256_loadu_ps(src + 24);
+      const __m256 h01 = _mm256_hadd_ps(_mm256_mul_ps(v0, v0), _mm256_mul_ps(v1, v1));
+      const __m256 h23 = _mm256_hadd_ps(_mm256_mul_ps(v2, v2), _mm256_mul_ps(v3, v3));
+      k[r][0] = _mm256_shuffle_ps(h01, h23, _MM_SHUFFLE(2, 0, 2, 0));
+      k[r][1] = _mm256_shuffle_ps(h01, h23, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m256d d0 = _mm256_castps_pd(v0), d1 = _mm256_castps_pd(v1), d2 = _mm256_castps_pd(v2),
+                    d3 = _mm256_castps_pd(v3);
+      lo[r][0] = _mm256_unpacklo_pd(d0, d1);
+      lo[r][1] = _mm256_unpackhi_pd(d0, d1);
+      hi[r][0] = _mm256_unpacklo_pd(d2, d3);
+      hi[r][1] = _mm256_unpackhi_pd(d2, d3);
+    }
+    __m256 best = k[0][0];
+    __m256d vlo = lo[0][0], vhi = hi[0][0];
+    __m256i off = _mm256_setzero_si256();
+    const __m256i offs[3] = {one, w0, w1};
+    for (int c = 1; c < 4; ++c) {
+      const int r = c >> 1, col = c & 1;
+      const __m256 cand = k[r][col];
+      // pool_takes: !(cand <= best) && best == best
+      const __m256 t = _mm256_and_ps(_mm256_cmp_ps(cand, best, _CMP_NLE_UQ), _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+      best = _mm256_blendv_ps(best, cand, t);
+      off = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(off), _mm256_castsi256_ps(offs[c - 1]), t));
+      // 64-bit masks by duplicating each 32-bit mask (blendv_pd reads the sign bit).
+      const __m256d tlo = _mm256_castps_pd(_mm256_permutevar8x32_ps(t, dup_lo));
+      const __m256d thi = _mm256_castps_pd(_mm256_permutevar8x32_ps(t, dup_hi));
+      vlo = _mm256_blendv_pd(vlo, lo[r][col], tlo);
+      vhi = _mm256_blendv_pd(vhi, hi[r][col], thi);
+    }
+    _mm256_storeu_pd(reinterpret_cast<double*>(out + 2 * j), _mm256_permute4x64_pd(vlo, _MM_SHUFFLE(3, 1, 2, 0)));
+    _mm256_storeu_pd(reinterpret_cast<double*>(out + 2 * j + 8), _mm256_permute4x64_pd(vhi, _MM_SHUFFLE(3, 1, 2, 0)));
+    const __m256i o = _mm256_permutevar8x32_epi32(off, to_order);
+    const __m256i base = _mm256_add_epi64(_mm256_set1_epi64x(first + 2 * j), step);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + j),
+                        _mm256_add_epi64(base, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(o))));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + j + 4),
+                        _mm256_add_epi64(_mm256_add_epi64(base, _mm256_set1_epi64x(8)),
+                                         _mm256_cvtepi32_epi64(_mm256_extracti128_si256(o, 1))));
+  }
+  if (j < n) row_2x2<float>(r0 + 4 * j, r1 + 4 * j, out + 2 * j, idx + j, n - j, first + 2 * j, W);
+}
+
+const bool kHasAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
+#else
+#define BK_HAVE_AVX2_PATH 0
+#endif
+
+BK_CLONES void row_2x2_f_generic(const float* r0, const float* r1, float* out, int64_t* idx, index_t n, index_t first,
+                                 index_t W) {
   row_2x2<float>(r0, r1, out, idx, n, first, W);
+}
+
+void row_2x2_f(const float* r0, const float* r1, float* out, int64_t* idx, index_t n, index_t first, index_t W) {
+#if BK_HAVE_AVX2_PATH
+  if (kHasAvx2 && W < (index_t(1) << 30)) return row_2x2_c64_avx2(r0, r1, out, idx, n, first, W);
+#endif
+  row_2x2_f_generic(r0, r1, out, idx, n, first, W);
 }
 BK_CLONES void row_2x2_d(const double* r0, const double* r1, double* out, int64_t* idx, index_t n, index_t first,
                          index_t W) {

@@ -28,7 +28,7 @@ struct MaxPoolParams {
   T* out;                          // forward: interleaved complex [planes, OH, OW]
   int64_t* indices;                // forward output / backward input: [planes, OH, OW]
   const T* grad_out;               // backward: interleaved complex [planes, OH, OW]
-  T* grad_x;                       // backward: interleaved complex [planes, H, W], zeroed by the caller
+  T* grad_x;                       // backward: interleaved complex [planes, H, W] (CPU zeroes it; CUDA: caller)
   int num_threads;                 // CPU only
 };
 

@@ -5,6 +5,7 @@
 // -ffp-contract=off, so re*re + im*im rounds exactly as the reference.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__x86_64__)
@@ -201,7 +202,7 @@ void max_pool2d_forward(const MaxPoolParams<T>& p) {
 }
 
 // One thread per plane owns that plane of grad_x, so the += of overlapping windows is race-free
-// and the summation order is fixed (deterministic).
+// and the summation order is fixed (deterministic). grad_x need not be zeroed by the caller.
 template <typename T>
 index_t max_pool2d_backward(const MaxPoolParams<T>& p) {
   const index_t plane_in = p.height * p.width, plane_out = p.out_height * p.out_width;
@@ -212,6 +213,8 @@ index_t max_pool2d_backward(const MaxPoolParams<T>& p) {
     const T* g = p.grad_out + 2 * plane * plane_out;
     const int64_t* idx = p.indices + plane * plane_out;
     T* gx = p.grad_x + 2 * plane * plane_in;
+    // Zero the plane here (not in a separate pass): it is still in cache for the scatter.
+    std::fill(gx, gx + 2 * plane_in, T(0));
     for (index_t o = 0; o < plane_out; ++o) {
       const index_t i = idx[o];
       if (i < 0 || i >= plane_in) {

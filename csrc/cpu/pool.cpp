@@ -145,31 +145,42 @@ inline void row_2x2_dispatch(const double* r0, const double* r1, double* out, in
   row_2x2_d(r0, r1, out, idx, n, first, W);
 }
 
-// Any geometry: scan the window of each output of row oh, skipping padding.
+// Any geometry: scan the window of each output of row oh. The params are copied to locals (the
+// int64 index stores could otherwise alias them and force reloads), the in-bounds window range
+// is computed once per output, and the update is branchless (random data mispredicts).
 template <typename T>
-void row_general(const MaxPoolParams<T>& p, const T* plane, T* out, int64_t* idx, index_t oh) {
+void row_general(const MaxPoolParams<T>& p, const T* __restrict plane, T* __restrict out, int64_t* __restrict idx,
+                 index_t oh) {
+  const index_t H = p.height, W = p.width, OW = p.out_width, kh = p.kh, kw = p.kw, sw = p.sw, pw = p.pw,
+                dh = p.dh, dw = p.dw;
   const index_t h0 = oh * p.sh - p.ph;
-  for (index_t ow = 0; ow < p.out_width; ++ow) {
-    const index_t w0 = ow * p.sw - p.pw;
-    T best = T(0), re = T(0), im = T(0);
-    index_t arg = -1;
-    for (index_t i = 0; i < p.kh; ++i) {
-      const index_t h = h0 + i * p.dh;
-      if (h < 0 || h >= p.height) continue;
-      for (index_t j = 0; j < p.kw; ++j) {
-        const index_t w = w0 + j * p.dw;
-        if (w < 0 || w >= p.width) continue;
-        const index_t pos = h * p.width + w;
+  // Window rows inside [0, H): i in [i_lo, i_hi).
+  const index_t i_lo = h0 < 0 ? (-h0 + dh - 1) / dh : 0;
+  const index_t i_hi = std::min(kh, h0 < H ? (H - 1 - h0) / dh + 1 : index_t(0));
+  for (index_t ow = 0; ow < OW; ++ow) {
+    const index_t w0 = ow * sw - pw;
+    const index_t j_lo = w0 < 0 ? (-w0 + dw - 1) / dw : 0;
+    const index_t j_hi = std::min(kw, w0 < W ? (W - 1 - w0) / dw + 1 : index_t(0));
+    // The first in-bounds element starts the scan (the glue guarantees one exists).
+    index_t arg = (h0 + i_lo * dh) * W + w0 + j_lo * dw;
+    T re = plane[2 * arg], im = plane[2 * arg + 1];
+    T best = re * re + im * im;
+    for (index_t i = i_lo; i < i_hi; ++i) {
+      const index_t row = (h0 + i * dh) * W + w0;
+      for (index_t j = (i == i_lo ? j_lo + 1 : j_lo); j < j_hi; ++j) {
+        const index_t pos = row + j * dw;
         const T a = plane[2 * pos], b = plane[2 * pos + 1];
         const T k = a * a + b * b;
-        if (arg < 0 || pool_takes(k, best)) {
-          best = k; re = a; im = b; arg = pos;
-        }
+        const bool t = pool_takes(k, best);
+        best = t ? k : best;
+        re = t ? a : re;
+        im = t ? b : im;
+        arg = t ? pos : arg;
       }
     }
     out[2 * ow] = re;
     out[2 * ow + 1] = im;
-    idx[ow] = arg;  // every window holds at least one input element (checked by the glue)
+    idx[ow] = arg;
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -145,43 +146,73 @@ inline void row_2x2_dispatch(const double* r0, const double* r1, double* out, in
   row_2x2_d(r0, r1, out, idx, n, first, W);
 }
 
-// Any geometry: scan the window of each output of row oh. The params are copied to locals (the
-// int64 index stores could otherwise alias them and force reloads), the in-bounds window range
-// is computed once per output, and the update is branchless (random data mispredicts).
+// Any geometry, row oh of one plane. Vectorized ACROSS outputs: for each window position (i, j)
+// in row-major order, one SIMD loop over a chunk of outputs updates their running best (a scan
+// inside one window would be a serial compare-select chain). Keys start at -inf, which any
+// in-bounds element (key >= 0 or NaN) replaces; out-of-bounds columns are masked (their load is
+// clamped to column 0). Window rows outside the plane are skipped. Params are copied to locals
+// so that the int64 index stores cannot alias them.
+constexpr index_t kGeneralChunk = 128;
+
 template <typename T>
-void row_general(const MaxPoolParams<T>& p, const T* __restrict plane, T* __restrict out, int64_t* __restrict idx,
-                 index_t oh) {
+__attribute__((always_inline)) inline void row_general(const MaxPoolParams<T>& p, const T* __restrict plane,
+                                                       T* __restrict out, int64_t* __restrict idx, index_t oh) {
   const index_t H = p.height, W = p.width, OW = p.out_width, kh = p.kh, kw = p.kw, sw = p.sw, pw = p.pw,
                 dh = p.dh, dw = p.dw;
   const index_t h0 = oh * p.sh - p.ph;
-  // Window rows inside [0, H): i in [i_lo, i_hi).
-  const index_t i_lo = h0 < 0 ? (-h0 + dh - 1) / dh : 0;
+  const index_t i_lo = h0 < 0 ? (-h0 + dh - 1) / dh : 0;  // window rows inside [0, H): [i_lo, i_hi)
   const index_t i_hi = std::min(kh, h0 < H ? (H - 1 - h0) / dh + 1 : index_t(0));
-  for (index_t ow = 0; ow < OW; ++ow) {
-    const index_t w0 = ow * sw - pw;
-    const index_t j_lo = w0 < 0 ? (-w0 + dw - 1) / dw : 0;
-    const index_t j_hi = std::min(kw, w0 < W ? (W - 1 - w0) / dw + 1 : index_t(0));
-    // The first in-bounds element starts the scan (the glue guarantees one exists).
-    index_t arg = (h0 + i_lo * dh) * W + w0 + j_lo * dw;
-    T re = plane[2 * arg], im = plane[2 * arg + 1];
-    T best = re * re + im * im;
+  T best[kGeneralChunk], re[kGeneralChunk], im[kGeneralChunk];
+  index_t arg[kGeneralChunk];
+  for (index_t c = 0; c < OW; c += kGeneralChunk) {
+    const index_t m = std::min(kGeneralChunk, OW - c);
+    for (index_t q = 0; q < m; ++q) {
+      best[q] = -std::numeric_limits<T>::infinity();
+      re[q] = im[q] = T(0);
+      arg[q] = 0;
+    }
     for (index_t i = i_lo; i < i_hi; ++i) {
-      const index_t row = (h0 + i * dh) * W + w0;
-      for (index_t j = (i == i_lo ? j_lo + 1 : j_lo); j < j_hi; ++j) {
-        const index_t pos = row + j * dw;
-        const T a = plane[2 * pos], b = plane[2 * pos + 1];
-        const T k = a * a + b * b;
-        const bool t = pool_takes(k, best);
-        best = t ? k : best;
-        re = t ? a : re;
-        im = t ? b : im;
-        arg = t ? pos : arg;
+      const index_t row = (h0 + i * dh) * W;
+      const T* __restrict src = plane + 2 * row;
+      for (index_t j = 0; j < kw; ++j) {
+        const index_t wj = c * sw - pw + j * dw;
+#pragma omp simd
+        for (index_t q = 0; q < m; ++q) {
+          const index_t w = wj + q * sw;
+          const bool valid = (w >= 0) & (w < W);
+          const index_t ws = valid ? w : 0;
+          const T a = src[2 * ws], b = src[2 * ws + 1];
+          const T k = a * a + b * b;
+          const bool t = valid & pool_takes(k, best[q]);
+          best[q] = t ? k : best[q];
+          re[q] = t ? a : re[q];
+          im[q] = t ? b : im[q];
+          arg[q] = t ? row + w : arg[q];
+        }
       }
     }
-    out[2 * ow] = re;
-    out[2 * ow + 1] = im;
-    idx[ow] = arg;
+    for (index_t q = 0; q < m; ++q) {
+      out[2 * (c + q)] = re[q];
+      out[2 * (c + q) + 1] = im[q];
+      idx[c + q] = arg[q];
+    }
   }
+}
+
+BK_CLONES void row_general_f(const MaxPoolParams<float>& p, const float* plane, float* out, int64_t* idx, index_t oh) {
+  row_general<float>(p, plane, out, idx, oh);
+}
+BK_CLONES void row_general_d(const MaxPoolParams<double>& p, const double* plane, double* out, int64_t* idx,
+                             index_t oh) {
+  row_general<double>(p, plane, out, idx, oh);
+}
+inline void row_general_dispatch(const MaxPoolParams<float>& p, const float* plane, float* out, int64_t* idx,
+                                 index_t oh) {
+  row_general_f(p, plane, out, idx, oh);
+}
+inline void row_general_dispatch(const MaxPoolParams<double>& p, const double* plane, double* out, int64_t* idx,
+                                 index_t oh) {
+  row_general_d(p, plane, out, idx, oh);
 }
 
 constexpr index_t kPoolGrain = 4096;  // outputs below which one thread does it all
@@ -207,7 +238,7 @@ void max_pool2d_forward(const MaxPoolParams<T>& p) {
       const index_t first = 2 * oh * p.width;
       row_2x2_dispatch(in + 2 * first, in + 2 * (first + p.width), out, idx, p.out_width, first, p.width);
     } else {
-      row_general(p, in, out, idx, oh);
+      row_general_dispatch(p, in, out, idx, oh);
     }
   }
 }

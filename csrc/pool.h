@@ -15,7 +15,7 @@ namespace beamkernels {
 // (k > best) || (k is NaN && best is not NaN), written with two compares that vectorize.
 template <typename T>
 BK_HD bool pool_takes(T k, T best) {
-  return !(k <= best) && (best == best);
+  return !(k <= best) & (best == best);  // '&', not '&&': no branch, so loops vectorize
 }
 
 template <typename T>

@@ -182,8 +182,8 @@ __attribute__((always_inline)) inline void row_general(const MaxPoolParams<T>& p
           const bool valid = (w >= 0) & (w < W);
           const index_t ws = valid ? w : 0;
           const T a = src[2 * ws], b = src[2 * ws + 1];
-          const T k = a * a + b * b;
-          const bool t = valid & pool_takes(k, best[q]);
+          const T k = valid ? a * a + b * b : -std::numeric_limits<T>::infinity();  // -inf never takes
+          const bool t = pool_takes(k, best[q]);
           best[q] = t ? k : best[q];
           re[q] = t ? a : re[q];
           im[q] = t ? b : im[q];

@@ -149,10 +149,31 @@ inline void row_2x2_dispatch(const double* r0, const double* r1, double* out, in
 // Any geometry, row oh of one plane. Vectorized ACROSS outputs: for each window position (i, j)
 // in row-major order, one SIMD loop over a chunk of outputs updates their running best (a scan
 // inside one window would be a serial compare-select chain). Keys start at -inf, which any
-// in-bounds element (key >= 0 or NaN) replaces; out-of-bounds columns are masked (their load is
-// clamped to column 0). Window rows outside the plane are skipped. Params are copied to locals
+// in-bounds element (key >= 0 or NaN) replaces; for each window position only the outputs whose
+// column is in bounds are updated, and window rows outside the plane are skipped. Params are copied to locals
 // so that the int64 index stores cannot alias them.
 constexpr index_t kGeneralChunk = 128;
+
+// Running-best update of outputs q in [qa, qb) with the candidate at column w0 + q * stride of
+// the input row `src` (all in bounds). SW > 0 makes the stride a compile-time constant (1 and 2: the common pools),
+// so the loop vectorizes with shuffles instead of gathers; SW = 0 takes the stride at run time.
+template <typename T, int SW>
+__attribute__((always_inline)) inline void update_run(const T* __restrict src, index_t w0, T* __restrict best,
+                                                      T* __restrict re, T* __restrict im, index_t* __restrict arg,
+                                                      index_t row, index_t qa, index_t qb, index_t stride = SW) {
+  const index_t st = SW > 0 ? index_t(SW) : stride;
+#pragma omp simd
+  for (index_t q = qa; q < qb; ++q) {
+    const index_t w = w0 + st * q;
+    const T a = src[2 * w], b = src[2 * w + 1];
+    const T k = a * a + b * b;
+    const bool t = pool_takes(k, best[q]);
+    best[q] = t ? k : best[q];
+    re[q] = t ? a : re[q];
+    im[q] = t ? b : im[q];
+    arg[q] = t ? row + w : arg[q];
+  }
+}
 
 template <typename T>
 __attribute__((always_inline)) inline void row_general(const MaxPoolParams<T>& p, const T* __restrict plane,
@@ -175,19 +196,17 @@ __attribute__((always_inline)) inline void row_general(const MaxPoolParams<T>& p
       const index_t row = (h0 + i * dh) * W;
       const T* __restrict src = plane + 2 * row;
       for (index_t j = 0; j < kw; ++j) {
-        const index_t wj = c * sw - pw + j * dw;
-#pragma omp simd
-        for (index_t q = 0; q < m; ++q) {
-          const index_t w = wj + q * sw;
-          const bool valid = (w >= 0) & (w < W);
-          const index_t ws = valid ? w : 0;
-          const T a = src[2 * ws], b = src[2 * ws + 1];
-          const T k = valid ? a * a + b * b : -std::numeric_limits<T>::infinity();  // -inf never takes
-          const bool t = pool_takes(k, best[q]);
-          best[q] = t ? k : best[q];
-          re[q] = t ? a : re[q];
-          im[q] = t ? b : im[q];
-          arg[q] = t ? row + w : arg[q];
+        const index_t wj = c * sw - pw + j * dw;  // input column of output q: wj + q * sw
+        // Outputs whose column is inside [0, W): q in [qa, qb); the others skip this position.
+        const index_t qa = wj < 0 ? std::min(m, (-wj + sw - 1) / sw) : 0;
+        const index_t qb = wj <= W - 1 ? std::min(m, (W - 1 - wj) / sw + 1) : 0;
+        if (qa >= qb) continue;
+        if (sw == 1) {
+          update_run<T, 1>(src, wj, best, re, im, arg, row, qa, qb);
+        } else if (sw == 2) {
+          update_run<T, 2>(src, wj, best, re, im, arg, row, qa, qb);
+        } else {
+          update_run<T, 0>(src, wj, best, re, im, arg, row, qa, qb, sw);
         }
       }
     }

@@ -1,6 +1,7 @@
 // Torch-free CPU kernels for max-pool by magnitude: one pass over interleaved complex input,
-// OpenMP over output rows (plane, oh), SIMD over the row in the 2x2 / stride-2 fast path (the
-// model zoo's pool). Multiversioned for AVX-512 / AVX2 like csrc/cpu/activation.cpp.
+// OpenMP over output rows (plane, oh). The 2x2 / stride-2 pool (the model zoo's) has an AVX2
+// path for complex64 and a SIMD loop otherwise; other geometries vectorize across the outputs
+// of a row. Multiversioned for AVX-512 / AVX2 like csrc/cpu/activation.cpp.
 // No FMA contraction of the key: the build uses ISO C++ (-std=c++20), where GCC's default is
 // -ffp-contract=off, so re*re + im*im rounds exactly as the reference.
 #include <omp.h>

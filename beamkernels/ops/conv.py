@@ -153,25 +153,29 @@ if _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d"):
     @torch.library.register_fake("beamkernels::complex_conv2d_backward")
     def _conv_bwd_fake(grad, x, weight, bias, saved, stride, padding, dilation, groups, activation, activation_bias,
                        output_mask):
-        gx = x.new_empty(x.shape) if output_mask[0] else None
-        gw = weight.new_empty(weight.shape) if output_mask[1] else None
-        gb = weight.new_empty((weight.shape[0],)) if output_mask[2] else None
-        gab = activation_bias.new_empty(activation_bias.shape) if (output_mask[3] and activation_bias is not None) else None
+        def out(ref_t, on):
+            return ref_t.new_empty(ref_t.shape) if on else ref_t.new_empty((0,))
+        gx = out(x, output_mask[0])
+        gw = out(weight, output_mask[1])
+        gb = weight.new_empty((weight.shape[0],)) if (output_mask[2] and bias is not None) else weight.new_empty((0,))
+        gab = (saved.new_empty((weight.shape[0],)) if (output_mask[3] and activation_bias is not None)
+               else saved.new_empty((0,)))
         return gx, gw, gb, gab
 
     def _conv_setup(ctx, inputs, output):
         x, weight, bias, stride, padding, dilation, groups, activation, activation_bias = inputs
         ctx.save_for_backward(x, weight, bias, output[1], activation_bias)
         ctx.args = (stride, padding, dilation, groups, activation)
-        ctx.mask = [x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad,
-                    activation_bias is not None and activation_bias.requires_grad]
 
     def _conv_backward(ctx, grad, grad_saved):
         x, weight, bias, saved, activation_bias = ctx.saved_tensors
         stride, padding, dilation, groups, activation = ctx.args
+        need = ctx.needs_input_grad
+        mask = [need[0], need[1], bias is not None and need[2], activation_bias is not None and need[8]]
         gx, gw, gb, gab = torch.ops.beamkernels.complex_conv2d_backward(
-            grad, x, weight, bias, saved, stride, padding, dilation, groups, activation, activation_bias, ctx.mask)
-        return gx, gw, gb, None, None, None, None, None, gab
+            grad, x, weight, bias, saved, stride, padding, dilation, groups, activation, activation_bias, mask)
+        return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
+                None, None, None, None, None, gab if mask[3] else None)
 
     torch.library.register_autograd("beamkernels::complex_conv2d", _conv_backward, setup_context=_conv_setup)
 

@@ -166,10 +166,13 @@ if _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d"):
         x, weight, bias, stride, padding, dilation, groups, activation, activation_bias = inputs
         ctx.save_for_backward(x, weight, bias, output[1], activation_bias)
         ctx.args = (stride, padding, dilation, groups, activation)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the unused `saved` output
 
     def _conv_backward(ctx, grad, grad_saved):
         x, weight, bias, saved, activation_bias = ctx.saved_tensors
         stride, padding, dilation, groups, activation = ctx.args
+        if grad is None:
+            return None, None, None, None, None, None, None, None, None
         need = ctx.needs_input_grad
         mask = [need[0], need[1], bias is not None and need[2], activation_bias is not None and need[8]]
         gx, gw, gb, gab = torch.ops.beamkernels.complex_conv2d_backward(

@@ -103,6 +103,19 @@ at::Tensor complex_weight_grad(const at::Tensor& g, const at::Tensor& weight, in
   return at::complex(gr, gi);
 }
 
+// The same real weight in the block-real layout [2 C_out, 2 Cg, kh, kw] (input channel 2c + q
+// for part q of input channel c), for a conv on planar inputs.
+at::Tensor block_real_weight(const at::Tensor& weight) {
+  const at::Tensor wr = at::real(weight), wi = at::imag(weight);
+  at::Tensor re_row = at::stack({wr, -wi}, 2), im_row = at::stack({wi, wr}, 2);  // [C_out, Cg, 2, kh, kw]
+  return at::stack({re_row, im_row}, 1).reshape({2 * weight.size(0), 2 * weight.size(1), weight.size(2), weight.size(3)});
+}
+
+// Backward-data choice (measured, README): with few input channels the strided transposed conv
+// that the interleaved formulation needs is ~2x slower in ATen than a stride-1 block-real one
+// plus one interleaving copy of dL/dx; with many channels (small images) the interleaved one wins.
+bool block_real_dgrad(const Geometry& g, int64_t groups) { return g.cin / groups < 16; }
+
 at::Tensor real_view(const at::Tensor& x) {  // contiguous complex [N, C, H, W] -> real [N, C, H, 2W]
   return at::view_as_real(x).reshape({x.size(0), x.size(1), x.size(2), 2 * x.size(3)});
 }
@@ -187,10 +200,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
       if (output_mask[0]) gx = at::zeros_like(x);
       if (output_mask[1]) gw = at::zeros_like(weight, at::MemoryFormat::Contiguous);
     } else {
+      const bool dgrad_block = output_mask[0] && block_real_dgrad(g, groups);
       auto grads = at::convolution_backward(grad_planar, real_view(x), real_w, c10::nullopt, {stride[0], 2 * stride[1]},
                                             {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups,
-                                            {output_mask[0], output_mask[1], false});
-      if (output_mask[0]) {
+                                            {output_mask[0] && !dgrad_block, output_mask[1], false});
+      if (dgrad_block) {
+        // Only the input's shape matters for the data gradient: an uninitialized placeholder.
+        const at::Tensor shape_only = at::empty({g.n, 2 * g.cin, g.h, g.w}, planar.options());
+        const at::Tensor gxb = std::get<0>(at::convolution_backward(
+            grad_planar, shape_only, block_real_weight(weight), c10::nullopt, stride, padding, dilation, false, {0, 0},
+            groups, {true, false, false}));
+        // planar [N, C_in, 2, H, W] -> interleaved complex [N, C_in, H, W]: one copy.
+        gx = at::view_as_complex(gxb.view({g.n, g.cin, 2, g.h, g.w}).permute({0, 1, 3, 4, 2}).contiguous());
+      } else if (output_mask[0]) {
         gx = at::view_as_complex(std::get<0>(grads).contiguous().view({g.n, g.cin, g.h, g.w, 2}));
       }
       if (output_mask[1]) gw = complex_weight_grad(std::get<1>(grads), weight, dilation[1]);

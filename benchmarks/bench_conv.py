@@ -145,10 +145,15 @@ def main(argv=None):
     ap.add_argument("--device", default=None)
     ap.add_argument("--quick", action="store_true", help="batch 4, layers L1 and L4, modReLU only")
     ap.add_argument("--min-run-time", type=float, default=0.5)
+    ap.add_argument("--layers", default="L1,L2,L3,L4", help="comma-separated subset of L1..L4")
+    ap.add_argument("--activations", default="modrelu,none", help="comma-separated subset of modrelu,none")
+    ap.add_argument("--batch", type=int, default=None, help="default: 256 on GPU, 32 on CPU")
     args = ap.parse_args(argv)
     device = default_device(args.device)
-    batch = 256 if device.type == "cuda" else 32
-    layers, activations = LAYERS, ["modrelu", None]
+    batch = args.batch or (256 if device.type == "cuda" else 32)
+    wanted = args.layers.split(",")
+    layers = [layer for layer in LAYERS if layer[0] in wanted]
+    activations = [None if a == "none" else a for a in args.activations.split(",")]
     if args.quick:
         batch, layers, activations = 4, [LAYERS[0], LAYERS[3]], ["modrelu"]
     torch.manual_seed(0)

@@ -150,10 +150,9 @@ def test_conv2d_gradcheck_complex128(backend, device, activation):
 def test_conv2d_strided_inputs(backend, device):
     case = (2, 4, 6, 5, 7, 3, 1, 1, 1, 2)
     x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu", requires_grad=False)
-    xs = crandn(2, 5, 7, 4, device=device).permute(0, 3, 2, 1)  # [2, 4, 7, 5] channels-last-like
-    xs = xs.transpose(2, 3)                                   # [2, 4, 5, 7], non-contiguous
-    ws = crandn(6, 3, 2, 3, device=device).transpose(2, 3) / 3  # [6, 2, 3, 3]... kept 4-D, non-contiguous
-    ws = ws[:, :2]
+    xs = crandn(2, 5, 7, 4, device=device).permute(0, 3, 2, 1)  # [2, 4, 7, 5], channels-last-like
+    xs = xs.transpose(2, 3)                                       # [2, 4, 5, 7], non-contiguous
+    ws = (crandn(6, 3, 2, 3, device=device).transpose(2, 3) / 3)[:, :2]  # [6, 2, 3, 2], sliced + transposed
     assert not xs.is_contiguous() and not ws.is_contiguous()
     y = run_on(backend, _conv2d, xs, ws, b, ab, activation="modrelu", **kw)
     assert_close(y, _ref2d(xs, ws, b, ab, activation="modrelu", **kw), **conv_tol(torch.complex64, 18, _tf32(backend, device)))

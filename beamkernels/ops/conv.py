@@ -21,7 +21,7 @@ from torch import Tensor
 from beamkernels import _ext
 from beamkernels import reference as ref
 from beamkernels._backend import resolve
-from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype, check_tensor
+from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype
 from beamkernels.ops import _triton
 
 # Activation codes shared with csrc/activation.h (enum Activation) and kernels/triton/activation.py.

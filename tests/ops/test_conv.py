@@ -36,6 +36,7 @@ CASES = [
     (1, 5, 7, 5, 6, 1, 1, 0, 1, 1),                 # 1x1, batch 1, 5 -> 7
     (2, 6, 4, 8, 7, (2, 3), (2, 1), (0, 2), 1, 2),  # even kernel, mixed strides and paddings
     (2, 3, 6, 6, 7, 3, 3, 2, 2, 3),                 # depthwise-like, stride 3, dilation 2
+    (1, 64, 4, 4, 5, 3, 2, 1, (1, 2), 2),           # 32 channels per group: the CPU's Gauss formulation
 ]
 
 

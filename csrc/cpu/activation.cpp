@@ -11,12 +11,6 @@ namespace beamkernels {
 namespace cpu {
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BK_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define BK_CLONES
-#endif
-
 // The row loops: `n` complex elements, one bias value for the whole row.
 template <Activation A, typename T>
 __attribute__((always_inline)) inline void fwd_row(const T* __restrict x, T* __restrict y, index_t n, T bias) {

@@ -16,12 +16,6 @@ namespace beamkernels {
 namespace cpu {
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BK_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define BK_CLONES
-#endif
-
 constexpr index_t kGrain = 16384;  // complex elements per work item
 
 inline index_t chunks_per_row(index_t inner) { return inner > kGrain ? (inner + kGrain - 1) / kGrain : 1; }

@@ -20,12 +20,6 @@ namespace beamkernels {
 namespace cpu {
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BK_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-#else
-#define BK_CLONES
-#endif
-
 // 2x2 window, stride 2, no padding, dilation 1: rows r0 and r1 of the input plane produce one
 // output row of n elements. `first` is the per-plane index of r0[0].
 template <typename T>

@@ -1,6 +1,6 @@
 // Torch glue for the CUDA max-pool-by-magnitude kernels: validate, fill MaxPoolParams, launch on
 // the current stream. Built only when CUDA is (setup.py).
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "cuda/pool_cuda.h"
@@ -22,7 +22,7 @@ std::tuple<at::Tensor, at::Tensor> complex_max_pool2d_cuda(const at::Tensor& x_i
     p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
     p.out = reinterpret_cast<scalar_t*>(out.data_ptr());
     p.indices = indices.data_ptr<int64_t>();
-    const cudaError_t err = cuda::max_pool2d_forward<scalar_t>(p, at::cuda::getCurrentCUDAStream());
+    const cudaError_t err = cuda::max_pool2d_forward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(err == cudaSuccess, "beamkernels.complex_max_pool2d: CUDA launch failed: ", cudaGetErrorString(err));
   });
   return {out, indices};
@@ -45,7 +45,7 @@ at::Tensor complex_max_pool2d_backward_cuda(const at::Tensor& grad_in, const at:
     p.indices = const_cast<int64_t*>(indices.data_ptr<int64_t>());
     p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
     p.grad_x = reinterpret_cast<scalar_t*>(gx.data_ptr());
-    const cudaError_t err = cuda::max_pool2d_backward<scalar_t>(p, at::cuda::getCurrentCUDAStream());
+    const cudaError_t err = cuda::max_pool2d_backward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(err == cudaSuccess, "beamkernels.complex_max_pool2d_backward: CUDA launch failed: ",
                 cudaGetErrorString(err));
   });

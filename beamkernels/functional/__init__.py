@@ -5,5 +5,9 @@ implementations live in beamkernels/ops/.
 """
 
 from beamkernels.ops.activation import cardioid, crelu, modrelu, zrelu
+from beamkernels.ops.conv import complex_conv1d, complex_conv2d, complex_conv_transpose2d
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]
+__all__ = [
+    "crelu", "zrelu", "modrelu", "cardioid",
+    "complex_conv1d", "complex_conv2d", "complex_conv_transpose2d",
+]

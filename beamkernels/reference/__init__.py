@@ -6,5 +6,6 @@ backend. Definitions: shared/complex-ops.md.
 """
 
 from beamkernels.reference.activation import cardioid, crelu, modrelu, zrelu
+from beamkernels.reference.conv import complex_conv1d, complex_conv2d, complex_conv_transpose2d
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid"]
+__all__ = ["crelu", "zrelu", "modrelu", "cardioid", "complex_conv1d", "complex_conv2d", "complex_conv_transpose2d"]

@@ -1,0 +1,163 @@
+"""Complex convolution layers (torch.nn signatures) with an optional fused activation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as TF
+from torch import Tensor, nn
+
+from beamkernels import functional as F
+from beamkernels.nn import init as cinit
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_INITS = ("kaiming", "xavier")
+
+
+def _ntuple(v, n):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+class _ComplexConvNd(nn.Module):
+    """Shared parameters of the complex conv layers.
+
+    Parameters: ``weight`` (complex, torch's conv weight shape, so a state_dict of
+    ``torch.nn.ConvNd(..., dtype=torch.complex64)`` loads), ``bias`` (complex [C_out], init 0, or
+    None) and, with ``activation='modrelu'``, ``activation_bias`` (real [C_out], init
+    ``activation_bias_init``). Weight init: complex He (``init='kaiming'``, the default) or
+    Glorot (``'xavier'``), see beamkernels.nn.init.
+    """
+
+    def __init__(self, nd, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                 padding_mode, transposed, output_padding, activation, activation_bias_init, init, device, dtype):
+        super().__init__()
+        name = type(self).__name__
+        dtype = dtype or torch.complex64
+        if not dtype.is_complex:
+            raise TypeError(f"{name}: dtype must be complex (complex64 or complex128), got {dtype}")
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"{name}: in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: groups={groups} must divide in_channels ({in_channels}) and out_channels "
+                             f"({out_channels})")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        if transposed and padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported for transposed convolutions")
+        if isinstance(padding, str) and padding_mode != "zeros":
+            raise ValueError(f"{name}: padding={padding!r} needs padding_mode='zeros'")
+        if activation not in (None, "crelu", "zrelu", "modrelu", "cardioid"):
+            raise ValueError(f"{name}: activation must be None, 'crelu', 'zrelu', 'modrelu' or 'cardioid', "
+                             f"got {activation!r}")
+        if init not in _INITS:
+            raise ValueError(f"{name}: init must be one of {_INITS}, got {init!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _ntuple(kernel_size, nd)
+        self.stride = _ntuple(stride, nd)
+        self.padding = padding if isinstance(padding, str) else _ntuple(padding, nd)
+        self.dilation = _ntuple(dilation, nd)
+        self.output_padding = _ntuple(output_padding, nd)
+        self.groups, self.padding_mode, self.transposed = groups, padding_mode, transposed
+        self.activation, self.init = activation, init
+        factory = dict(device=device, dtype=dtype)
+        shape = ((in_channels, out_channels // groups) if transposed else (out_channels, in_channels // groups))
+        self.weight = nn.Parameter(torch.empty(shape + self.kernel_size, **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        if activation == "modrelu":
+            self.activation_bias = nn.Parameter(
+                torch.full((out_channels,), float(activation_bias_init), device=device, dtype=dtype.to_real()))
+        else:
+            self.register_parameter("activation_bias", None)
+        self._activation_bias_init = float(activation_bias_init)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        (cinit.complex_kaiming_ if self.init == "kaiming" else cinit.complex_xavier_)(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        if self.activation_bias is not None:
+            nn.init.constant_(self.activation_bias, self._activation_bias_init)
+
+    def _pad_input(self, x: Tensor) -> tuple[Tensor, object]:
+        """For padding_mode != 'zeros': pad x with that mode and convolve with padding 0 (as torch)."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        pad = []
+        for p in reversed(self.padding):
+            pad += [p, p]
+        if self.padding_mode == "reflect" or self.padding_mode == "replicate":
+            # torch's reflect/replicate pad has no complex kernel: pad both parts.
+            x = torch.complex(TF.pad(x.real, pad, mode=self.padding_mode), TF.pad(x.imag, pad, mode=self.padding_mode))
+        else:
+            x = TF.pad(x, pad, mode=self.padding_mode)
+        return x, 0
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding not in ((0,) * len(self.kernel_size), "valid"):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * len(self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.transposed and self.output_padding != (0,) * len(self.output_padding):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        if self.activation is not None:
+            s += f", activation={self.activation}"
+        return s
+
+
+class ComplexConv1d(_ComplexConvNd):
+    """Complex 1-D convolution ``activation(conv1d(x, weight) + bias)`` on [N, C_in, L] complex input
+    (torch.nn.Conv1d's signature plus ``activation``, ``activation_bias_init`` and ``init``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
+                 activation: str | None = None, activation_bias_init: float = 0.0, init: str = "kaiming"):
+        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, False, 0, activation, activation_bias_init, init, device, dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._pad_input(x)
+        return F.complex_conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
+                                self.activation, self.activation_bias)
+
+
+class ComplexConv2d(_ComplexConvNd):
+    """Complex 2-D convolution ``activation(conv2d(x, weight) + bias)`` on [N, C_in, H, W] complex input
+    (torch.nn.Conv2d's signature plus ``activation``, ``activation_bias_init`` and ``init``).
+
+    Equivalent to: ``act(torch.nn.Conv2d(..., dtype=torch.complex64)(x))`` with bias init 0 and
+    complex He weight init.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
+                 activation: str | None = None, activation_bias_init: float = 0.0, init: str = "kaiming"):
+        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, False, 0, activation, activation_bias_init, init, device, dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._pad_input(x)
+        return F.complex_conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
+                                self.activation, self.activation_bias)
+
+
+class ComplexConvTranspose2d(_ComplexConvNd):
+    """Complex transposed 2-D convolution ``activation(conv_transpose2d(x, weight) + bias)``
+    (torch.nn.ConvTranspose2d's signature plus ``activation``, ``activation_bias_init``, ``init``);
+    weight [C_in, C_out / groups, kh, kw]."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None, activation: str | None = None, activation_bias_init: float = 0.0,
+                 init: str = "kaiming"):
+        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, True, output_padding, activation, activation_bias_init, init, device, dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.complex_conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                          self.groups, self.dilation, self.activation, self.activation_bias)

@@ -13,6 +13,7 @@ from beamkernels._ext import ExtensionNotBuiltError, build_info
 from beamkernels import ops  # noqa: F401  (registers fake kernels, autograd and Triton ops)
 from beamkernels.ops import activation as _activation_ops  # noqa: F401
 from beamkernels.ops import conv as _conv_ops  # noqa: F401
+from beamkernels.ops import norm as _norm_ops  # noqa: F401
 from beamkernels import functional, nn, reference
 
 __all__ = [

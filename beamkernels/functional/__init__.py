@@ -6,8 +6,10 @@ implementations live in beamkernels/ops/.
 
 from beamkernels.ops.activation import cardioid, crelu, modrelu, zrelu
 from beamkernels.ops.conv import complex_conv1d, complex_conv2d, complex_conv_transpose2d
+from beamkernels.ops.norm import complex_batch_norm, complex_layer_norm, naive_complex_batch_norm
 
 __all__ = [
     "crelu", "zrelu", "modrelu", "cardioid",
     "complex_conv1d", "complex_conv2d", "complex_conv_transpose2d",
+    "complex_batch_norm", "complex_layer_norm", "naive_complex_batch_norm",
 ]

@@ -7,5 +7,7 @@ backend. Definitions: shared/complex-ops.md.
 
 from beamkernels.reference.activation import cardioid, crelu, modrelu, zrelu
 from beamkernels.reference.conv import complex_conv1d, complex_conv2d, complex_conv_transpose2d
+from beamkernels.reference.norm import complex_batch_norm, complex_layer_norm, naive_complex_batch_norm
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid", "complex_conv1d", "complex_conv2d", "complex_conv_transpose2d"]
+__all__ = ["crelu", "zrelu", "modrelu", "cardioid", "complex_conv1d", "complex_conv2d", "complex_conv_transpose2d",
+           "complex_batch_norm", "complex_layer_norm", "naive_complex_batch_norm"]

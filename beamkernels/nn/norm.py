@@ -1,0 +1,194 @@
+"""Complex normalization layers (torch.nn style) over beamkernels.functional.
+
+Buffers and parameters are real tensors (no complex buffers, so state_dicts and exports work):
+running_mean [C, 2] = (Re, Im), running_var [C, 3] = (Vrr, Vri, Vii) (unbiased, without eps),
+weight [C, 3] = (g_rr, g_ri, g_ii) of the symmetric 2x2 affine G, bias [C, 2] = (Re, Im) of beta.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from beamkernels import functional as F
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+def _real_dtype(dtype) -> torch.dtype:
+    return (dtype or torch.float32).to_real()  # complex64 -> float32; a real dtype stays
+
+
+class _ComplexBatchNorm(nn.Module):
+    """Whitening batch-norm (Trabelsi et al. 2018, sec. 3.5); see complex_batch_norm.
+
+    Args mirror torch.nn.BatchNorm2d: num_features (C), eps (added to the covariance diagonal),
+    momentum (None = cumulative moving average), affine (learn G and beta; init G = I / sqrt(2),
+    beta = 0, as in the paper), track_running_stats (False: batch statistics in eval too).
+    The running covariance starts at the identity (torch's running_var starts at 1).
+    """
+
+    _dims: tuple[int, ...] = ()
+    _layout = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None):
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"{type(self).__name__}: num_features must be an int >= 1, got {num_features!r}")
+        kw = dict(device=device, dtype=_real_dtype(dtype))
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = nn.Parameter(torch.empty(num_features, 3, **kw))
+            self.bias = nn.Parameter(torch.empty(num_features, 2, **kw))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, 2, **kw))
+            self.register_buffer("running_var", torch.empty(num_features, 3, **kw))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.copy_(torch.tensor([1.0, 0.0, 1.0], dtype=self.running_var.dtype))
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            with torch.no_grad():
+                self.weight.copy_(torch.tensor([_INV_SQRT2, 0.0, _INV_SQRT2], dtype=self.weight.dtype))
+                self.bias.zero_()
+
+    def _check_input_dim(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__}: input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() not in self._dims:
+            raise ValueError(f"{type(self).__name__}: expected a {' or '.join(f'{d}D' for d in self._dims)} "
+                             f"input {self._layout}, got shape {list(x.shape)}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels (dim 1), "
+                             f"got input of shape {list(x.shape)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input_dim(x)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        use_batch = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        return F.complex_batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+                                    self.weight, self.bias, use_batch, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class ComplexBatchNorm1d(_ComplexBatchNorm):
+    """Whitening batch-norm over [N, C] or [N, C, L] complex inputs."""
+
+    _dims = (2, 3)
+    _layout = "[N, C] or [N, C, L]"
+
+
+class ComplexBatchNorm2d(_ComplexBatchNorm):
+    """Whitening batch-norm over [N, C, H, W] complex inputs."""
+
+    _dims = (4,)
+    _layout = "[N, C, H, W]"
+
+
+class ComplexLayerNorm(nn.Module):
+    """Per-sample whitening over the trailing ``normalized_shape`` dims (never batch-dependent),
+    then a symmetric 2x2 affine and a complex shift per element of normalized_shape
+    (weight [*normalized_shape, 3] = (g_rr, g_ri, g_ii), init (1/sqrt 2, 0, 1/sqrt 2);
+    bias [*normalized_shape, 2], init 0), like torch.nn.LayerNorm's elementwise affine."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, device=None,
+                 dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        if len(shape) == 0 or any((not isinstance(s, int)) or s < 1 for s in shape):
+            raise ValueError(f"ComplexLayerNorm: normalized_shape must be positive ints, got {normalized_shape!r}")
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        kw = dict(device=device, dtype=_real_dtype(dtype))
+        if elementwise_affine:
+            self.weight = nn.Parameter(torch.empty(*shape, 3, **kw))
+            self.bias = nn.Parameter(torch.empty(*shape, 2, **kw))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            with torch.no_grad():
+                self.weight.copy_(torch.tensor([_INV_SQRT2, 0.0, _INV_SQRT2], dtype=self.weight.dtype))
+                self.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.complex_layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class NaiveComplexBatchNorm2d(nn.Module):
+    """Two independent real BatchNorm2d on Re and Im (no whitening), for comparison only.
+
+    weight/bias/running_mean/running_var are real [C, 2] (column 0: real part, 1: imaginary)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=_real_dtype(dtype))
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features, 2, **kw))
+            self.bias = nn.Parameter(torch.zeros(num_features, 2, **kw))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, 2, **kw))
+            self.register_buffer("running_var", torch.ones(num_features, 2, **kw))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"NaiveComplexBatchNorm2d: expected [N, {self.num_features}, H, W], "
+                             f"got {list(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        use_batch = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        return F.naive_complex_batch_norm(x, self.running_mean if track else None,
+                                          self.running_var if track else None, self.weight, self.bias,
+                                          use_batch, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

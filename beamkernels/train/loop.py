@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -92,9 +93,22 @@ def load_checkpoint(path: str, device: torch.device) -> dict:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+@dataclass
+class TrainResult:
+    """What ``train`` returns on every rank: the trained model (the best checkpoint's weights on
+    rank 0 after the report, the last weights elsewhere), the step count, and the report (rank 0
+    only, else None)."""
+
+    model: torch.nn.Module
+    rank: int
+    world_size: int
+    step: int
+    report: dict | None
+
+
 # ---- the loop ----
-def train(cfg: TrainConfig) -> dict:
-    """Train ``cfg.model`` as configured; returns the report dict (rank 0; {} on other ranks)."""
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train ``cfg.model`` as configured (see TrainConfig and ``beamkernels train -h``)."""
     from beamkernels.models import count_parameters, create
 
     rank, world, local_rank = _dist_env()
@@ -111,7 +125,7 @@ def train(cfg: TrainConfig) -> dict:
             dist.destroy_process_group()
 
 
-def _train(cfg, rank, world, device, main, create, count_parameters) -> dict:
+def _train(cfg, rank, world, device, main, create, count_parameters) -> TrainResult:
     from tqdm.auto import tqdm
 
     t_start = time.monotonic()
@@ -222,7 +236,7 @@ def _train(cfg, rank, world, device, main, create, count_parameters) -> dict:
             dist.barrier()
 
     if not main:
-        return {}
+        return TrainResult(model, rank, world, step, None)
     if stopped:
         print(f"time budget of {cfg.time_budget_min:g} min reached at step {step}")
     evaluated = "last"
@@ -246,4 +260,4 @@ def _train(cfg, rank, world, device, main, create, count_parameters) -> dict:
             msg += f", {100 * h['model_over_omp']:.1f}% of OMP"
         print(msg)
     print(f"report: {os.path.join(cfg.out, 'report.md')}")
-    return report
+    return TrainResult(model, rank, world, step, report)

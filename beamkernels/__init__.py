@@ -14,6 +14,8 @@ from beamkernels import ops  # noqa: F401  (registers fake kernels, autograd and
 from beamkernels.ops import activation as _activation_ops  # noqa: F401
 from beamkernels.ops import conv as _conv_ops  # noqa: F401
 from beamkernels.ops import norm as _norm_ops  # noqa: F401
+from beamkernels.ops import layers as _layers_ops  # noqa: F401
+from beamkernels.ops import pool as _pool_ops  # noqa: F401
 from beamkernels import functional, nn, reference
 
 __all__ = [

@@ -8,6 +8,25 @@ backend. Definitions: shared/complex-ops.md.
 from beamkernels.reference.activation import cardioid, crelu, modrelu, zrelu
 from beamkernels.reference.conv import complex_conv1d, complex_conv2d, complex_conv_transpose2d
 from beamkernels.reference.norm import complex_batch_norm, complex_layer_norm, naive_complex_batch_norm
+from beamkernels.reference.layers import complex_dropout, complex_dropout2d, complex_linear, complex_upsample
+from beamkernels.reference.pool import complex_adaptive_avg_pool2d, complex_avg_pool2d, complex_max_pool2d
 
-__all__ = ["crelu", "zrelu", "modrelu", "cardioid", "complex_conv1d", "complex_conv2d", "complex_conv_transpose2d",
-           "complex_batch_norm", "complex_layer_norm", "naive_complex_batch_norm"]
+__all__ = [
+    "crelu",
+    "zrelu",
+    "modrelu",
+    "cardioid",
+    "complex_conv1d",
+    "complex_conv2d",
+    "complex_conv_transpose2d",
+    "complex_batch_norm",
+    "complex_layer_norm",
+    "naive_complex_batch_norm",
+    "complex_max_pool2d",
+    "complex_avg_pool2d",
+    "complex_adaptive_avg_pool2d",
+    "complex_linear",
+    "complex_dropout",
+    "complex_dropout2d",
+    "complex_upsample",
+]

@@ -1,0 +1,103 @@
+"""Complex linear, dropout and upsampling: thin, exact compositions of PyTorch ops.
+
+These have no custom kernels: they validate their inputs and compute with PyTorch on every
+device, with no backend dispatch (beamkernels.use_backend affects only ops with custom
+kernels). The reference (beamkernels/reference/layers.py) is the specification.
+
+complex_linear uses torch's native complex GEMM (F.linear on complex64/128): measured on the
+CPU against Gauss's 3 real GEMMs and one block-real GEMM, it was the fastest at every size
+tried (benchmarks/bench_linear.py, README).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from torch import Tensor
+
+from beamkernels import reference as ref
+from beamkernels._checks import check_complex, check_same_device, check_same_dtype
+
+
+def complex_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``y = x W^T + b`` with complex x [..., in], W [out, in], b [out].
+
+    Equivalent to: ``x @ weight.T + bias``.
+    """
+    op = "complex_linear"
+    check_complex(x, op, "x")
+    check_complex(weight, op, "weight")
+    check_same_dtype(weight, x, op, "weight", "x")
+    check_same_device(weight, x, op, "weight", "x")
+    if weight.dim() != 2:
+        raise ValueError(f"beamkernels.{op}: argument 'weight' must be 2-D [out_features, in_features], got shape {list(weight.shape)}")
+    if x.dim() < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"beamkernels.{op}: argument 'x' must be [..., {weight.shape[1]}] (in_features of weight), got shape {list(x.shape)}")
+    if bias is not None:
+        check_complex(bias, op, "bias")
+        check_same_dtype(bias, x, op, "bias", "x")
+        check_same_device(bias, x, op, "bias", "x")
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(f"beamkernels.{op}: argument 'bias' must have shape [{weight.shape[0]}], got {list(bias.shape)}")
+    return ref.complex_linear(x, weight, bias)
+
+
+def check_dropout_p(p, op: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"beamkernels.{op}: argument 'p' must be a number in [0, 1], got {type(p).__name__}")
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"beamkernels.{op}: argument 'p' must be in [0, 1], got {p}")
+    return float(p)
+
+
+def complex_dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each complex element with probability p (one mask shared by Re and Im) and scale the
+    kept ones by ``1 / (1 - p)`` (once). Identity when not training; p = 1 gives zeros.
+
+    Equivalent to: ``x * (torch.rand(x.shape) >= p) / (1 - p)`` (a real mask).
+    """
+    op = "complex_dropout"
+    check_complex(x, op, "x")
+    p = check_dropout_p(p, op)
+    return ref.complex_dropout(x, p, bool(training))
+
+
+def complex_dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero whole channels: one mask per (sample, channel) of [N, C, H, W] (per channel of an
+    unbatched [C, H, W]), kept channels scaled by ``1 / (1 - p)``. Identity when not training.
+
+    Equivalent to: ``x * (torch.rand(N, C, 1, 1) >= p) / (1 - p)``.
+    """
+    op = "complex_dropout2d"
+    check_complex(x, op, "x")
+    if x.dim() not in (3, 4):
+        raise ValueError(f"beamkernels.{op}: argument 'x' must be [N, C, H, W] or unbatched [C, H, W], got shape {list(x.shape)}")
+    p = check_dropout_p(p, op)
+    return ref.complex_dropout2d(x, p, bool(training))
+
+
+_UPSAMPLE_MODES = {"nearest": (3, 4, 5), "bilinear": (4,)}
+
+
+def complex_upsample(x: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                     align_corners: bool | None = None) -> Tensor:
+    """Upsample (nearest or bilinear) the real and imaginary parts (exact: both are linear).
+    Arguments as torch.nn.functional.interpolate.
+
+    Equivalent to: ``torch.complex(F.interpolate(x.real, ...), F.interpolate(x.imag, ...))``.
+    """
+    op = "complex_upsample"
+    check_complex(x, op, "x")
+    if mode not in _UPSAMPLE_MODES:
+        raise ValueError(f"beamkernels.{op}: argument 'mode' must be one of {sorted(_UPSAMPLE_MODES)}, got {mode!r}")
+    if x.dim() not in _UPSAMPLE_MODES[mode]:
+        want = " or ".join(f"{d}-D" for d in _UPSAMPLE_MODES[mode])
+        raise ValueError(f"beamkernels.{op}: mode {mode!r} needs a {want} input [N, C, ...], got shape {list(x.shape)}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"beamkernels.{op}: give exactly one of 'size' and 'scale_factor', got size={size!r}, scale_factor={scale_factor!r}")
+    if align_corners is not None and mode == "nearest":
+        raise ValueError(f"beamkernels.{op}: argument 'align_corners' applies only to mode 'bilinear', got align_corners={align_corners!r} with mode 'nearest'")
+    return ref.complex_upsample(x, size, scale_factor, mode, align_corners)
+
+
+__all__ = ["complex_linear", "complex_dropout", "complex_dropout2d", "complex_upsample"]

@@ -71,10 +71,10 @@ class ComplexUNet(nn.Module):
     w+w) and a DoubleConv back to 4w, 2w, w. Heads (AxisHeads): 1x1 conv to K*Ns channels and a
     complex linear map over Nr (for F) or Nt (for W).
     Output: F [B, K, Nt, Ns] (||F_k||_F^2 = Ns), W [B, K, Nr, Ns] (unit-norm columns), complex.
-    Parameters at the default config: 1,042,888 (real; a complex weight counts 2).
+    Parameters at the default config: 968,468 (real; a complex weight counts 2).
     """
 
-    DOCUMENTED_PARAMS = 1_042_888
+    DOCUMENTED_PARAMS = 968_468
 
     def __init__(self, K: int = 5, Nr: int = 36, Nt: int = 144, Ns: int = 2, width: int = 16,
                  depth: int = 3, activation: str = "modrelu", device=None, dtype=None):

@@ -1,0 +1,57 @@
+"""Data errors and the target check (do the stored Fopt/Wopt really are the SVD targets of H?)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+
+from beamkernels.metrics import spectral_efficiency, svd_bound
+
+
+class ChannelDataError(ValueError):
+    """Bad channel data: missing variable, wrong shape, real where complex is needed, NaN/Inf,
+    truncated or unknown file, targets that are not the SVD targets of H. The message names the
+    file (or sample) and the variable."""
+
+
+def check_targets(H: torch.Tensor, Fopt: torch.Tensor, Wopt: torch.Tensor, snr_db: float = 10.0,
+                  rtol: float = 1e-3, names: Optional[Union[str, Sequence[str]]] = None) -> None:
+    """Raise ChannelDataError unless R(H, Fopt, Wopt) equals the closed form
+    sum_i log2(1 + rho/Ns s_i^2) for every sample and subcarrier (within rtol).
+
+    H [..., K, Nr, Nt], Fopt [..., K, Nt, Ns], Wopt [..., K, Nr, Ns]. ``names``: one label per
+    sample (first dim) or one label for all, used in the message. Catches axis-order mistakes
+    (a reshape instead of a transpose, swapped subcarriers, V^H stored instead of V, ...), which
+    leave shapes right but scramble the targets. Evaluated in complex128.
+    """
+    def label(i):
+        if names is None:
+            return f"sample {i}"
+        if isinstance(names, str):
+            return f"{names} (sample {i})"
+        return names[i]
+
+    if H.dim() < 3 or Fopt.dim() != H.dim() or Wopt.dim() != H.dim():
+        raise ChannelDataError(f"check_targets: need H [..., K, Nr, Nt], Fopt [..., K, Nt, Ns], Wopt [..., K, Nr, Ns] "
+                               f"with the same leading dims; got {list(H.shape)}, {list(Fopt.shape)}, {list(Wopt.shape)}")
+    H, F, W = (x.to(torch.complex128) for x in (H, Fopt, Wopt))
+    Ns = F.shape[-1]
+    try:
+        r = spectral_efficiency(H, F, W, snr_db, reduce="none")
+    except ValueError as e:  # singular W^H W: Wopt cannot be SVD targets
+        raise ChannelDataError(f"check_targets: {label(0) if H.dim() == 3 else 'data'}: Wopt is rank-deficient ({e})") from None
+    bound = svd_bound(H, Ns, snr_db, reduce="none")
+    bad = ~((r - bound).abs() <= rtol * bound.clamp_min(1e-3))
+    if bool(bad.any()):
+        idx = bad.nonzero()[0].tolist()
+        i = idx[0] if r.dim() >= 2 else 0
+        k = idx[-1]
+        n_bad = int(bad.sum())
+        raise ChannelDataError(
+            f"check_targets: {label(i)}, subcarrier {k}: R(H, Fopt, Wopt) = {r[tuple(idx)].item():.6g} bits/s/Hz but the SVD "
+            f"bound of H is {bound[tuple(idx)].item():.6g} at {snr_db} dB ({n_bad} of {bad.numel()} (sample, subcarrier) pairs "
+            f"fail, rtol={rtol}): the stored Fopt/Wopt are not the SVD targets of the stored H. Check the axis order "
+            f"(MATLAB layout: H [Nr, Nt, K], Fopt [Nt, Ns, K], Wopt [Nr, Ns, K]; v7.3/HDF5 axes come reversed and must be "
+            f"transposed, not reshaped) and that Fopt holds V (not V^H)."
+        )

@@ -91,17 +91,17 @@ class MatSource:
             raise ValueError(f"--data {cfg.data}: need at least 2 samples (train + validation), found {n}")
         self.n_val = max(1, min(cfg.val_samples, n // 2))  # never more than half the data
         self.n_train = n - self.n_val
-        first = self.ds[0]
-        K, Nr, Nt = first["H"].shape[-3:]
-        self.dims = dict(K=int(K), Nr=int(Nr), Nt=int(Nt), Ns=int(first["Fopt"].shape[-1]))
+        K, Nr, Nt = self.ds.batch.H.shape[-3:]
+        self.dims = dict(K=int(K), Nr=int(Nr), Nt=int(Nt), Ns=int(self.ds.batch.Fopt.shape[-1]))
         per_rank = self.n_train // world
         full = max(1, per_rank // cfg.batch_size)
         self.steps_per_epoch = min(full, cfg.steps_per_epoch) if cfg.steps_per_epoch else full
         self.has_paths = False
 
     def _stack(self, idx) -> Batch:
-        items = [self.ds[int(i)] for i in idx]
-        return _to_batch({k: torch.stack([it[k] for it in items]) for k in ("H", "Fopt", "Wopt")}, self.device)
+        idx = torch.as_tensor(list(idx) if not isinstance(idx, torch.Tensor) else idx, dtype=torch.long)
+        b = self.ds.batch  # the whole set, in memory (ChannelBatch)
+        return _to_batch({"H": b.H[idx], "Fopt": b.Fopt[idx], "Wopt": b.Wopt[idx]}, self.device)
 
     def batch(self, epoch: int, step_in_epoch: int, global_step: int) -> Batch:
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)

@@ -149,7 +149,8 @@ def plot_curves(path: str, history: dict, cfg_dict: dict) -> None:
     a.set_xlabel("step")
     a.set_ylabel(f"{cfg_dict['loss']} loss")
     a.grid(True, alpha=0.3)
-    a.legend()
+    if a.get_legend_handles_labels()[0]:
+        a.legend()
     if history.get("val_se"):
         ends = history.get("epoch_end_step") or list(range(1, len(history["val_se"]) + 1))
         b.plot(ends, history["val_se"], "o-", label="model (validation)")
@@ -158,7 +159,8 @@ def plot_curves(path: str, history: dict, cfg_dict: dict) -> None:
     b.set_xlabel("step")
     b.set_ylabel(f"SE at {cfg_dict['snr_db']:g} dB (bits/s/Hz)")
     b.grid(True, alpha=0.3)
-    b.legend()
+    if b.get_legend_handles_labels()[0]:
+        b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

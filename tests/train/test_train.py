@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -17,11 +18,11 @@ from beamkernels.train import TrainConfig, load_checkpoint, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--model", "thesis-complex-cnn", "-c", "width=2", "-c", '{"hidden": 16}', "--batch-size", "4",
-        "--val-samples", "8", "--sweep-db", "0,10", "--eval-batch-size", "8", "--no-progress", "--lr", "1e-3"]
+        "--val-samples", "4", "--sweep-db", "0,10", "--eval-batch-size", "8", "--no-progress", "--lr", "1e-3"]
 
 
 def _cfg(out, **kw) -> TrainConfig:
-    base = dict(model="thesis-complex-cnn", model_config={"width": 2, "hidden": 16}, batch_size=4, val_samples=8,
+    base = dict(model="thesis-complex-cnn", model_config={"width": 2, "hidden": 16}, batch_size=4, val_samples=4,
                 sweep_db=(0.0, 10.0), eval_batch_size=8, progress=False, epochs=2, steps_per_epoch=2, out=str(out))
     base.update(kw)
     return TrainConfig(**base)
@@ -47,14 +48,14 @@ def test_cli_end_to_end_writes_report_checkpoints_and_plots(tmp_path, capsys):
 
 
 def test_resume_continues_exactly(tmp_path):
-    straight = train(_cfg(tmp_path / "a", epochs=2, steps_per_epoch=3))
+    straight = train(_cfg(tmp_path / "a", epochs=2, steps_per_epoch=2))
     # Interrupted run: a time budget that stops it after its first step, then resumed.
-    first = train(_cfg(tmp_path / "b", epochs=2, steps_per_epoch=3, time_budget_min=1e-9))
+    first = train(_cfg(tmp_path / "b", epochs=2, steps_per_epoch=2, time_budget_min=1e-9))
     assert first.step == 1
     ck = load_checkpoint(str(tmp_path / "b" / "last.pt"), torch.device("cpu"))
     assert ck["step"] == 1 and ck["epoch_step"] == 1
-    resumed = train(_cfg(tmp_path / "b", epochs=2, steps_per_epoch=3, resume="auto"))
-    assert resumed.step == straight.step == 6
+    resumed = train(_cfg(tmp_path / "b", epochs=2, steps_per_epoch=2, resume="auto"))
+    assert resumed.step == straight.step == 4
     la = load_checkpoint(str(tmp_path / "a" / "last.pt"), torch.device("cpu"))
     lb = load_checkpoint(str(tmp_path / "b" / "last.pt"), torch.device("cpu"))
     torch.testing.assert_close(lb["history"]["step_loss"], la["history"]["step_loss"], rtol=1e-4, atol=1e-6)
@@ -87,13 +88,15 @@ def test_mat_directory_source(tmp_path):
     assert "omp" not in rows[0] and rows[0]["model"] > 0  # no path responses in files: no OMP
 
 
-def test_bad_options_are_clear_errors(tmp_path):
+def test_bad_options_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--loss", "l1"])
+    assert "invalid choice: 'l1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "-c", "width", "--out", str(tmp_path)])
+    assert "key=value or a JSON object" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="neither 'generator' nor a directory"):
         train(_cfg(tmp_path, data=str(tmp_path / "missing")))
-    with pytest.raises(ValueError, match="key=value or a JSON object"):
-        main(["train", "-c", "width", "--out", str(tmp_path)])
 
 
 DDP_SCRIPT = r"""
@@ -116,8 +119,11 @@ def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path):
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
-                        str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    with socket.socket() as sock:  # a free port (torchrun's --master_port 0 hangs here)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                        "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

@@ -9,7 +9,7 @@ sees only |H| must output the same F for H and conj(H), so its expected SE is at
 
 We estimate that ceiling by gradient ascent on F (from Fopt(H) and from Fopt(conj H), keeping the
 better), and also report R(H, conj(Fopt(H))): the SE when the model returns the right precoder
-for the other channel of the pair. (Other channels share |H| too, e.g. any per-entry phase
+for the other channel of the pair, and the SE of a random precoder (the floor). (Other channels share |H| too, e.g. any per-entry phase
 pattern, so the true ceiling is lower still.)
 
 Run: PYTHONPATH=. python -m benchmarks.abs_h_ceiling [--samples 64] [--snr-db 10]
@@ -63,13 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     c1 = pair_ceiling(H, Fopt, a.snr_db, a.iters)
     c2 = pair_ceiling(H, Fopt.conj(), a.snr_db, a.iters)
     ceiling = torch.maximum(c1, c2)
+    # Floor: an isotropic random precoder (what a model that learned nothing from H gets).
+    rand = torch.randn(Fopt.shape, dtype=Fopt.dtype)
+    random_se = rate_best_w(H, rand, a.snr_db)
     res = {
         "snr_db": a.snr_db, "samples": a.samples, "setting": "Yu's default (Nt=144, Nr=36, Ns=2, K=5)",
         "svd_bound": float(bound.mean()),
         "conj_precoder_se": float(swapped.mean()),
         "abs_h_ceiling_se": float(ceiling.mean()),
+        "random_precoder_se": float(random_se.mean()),
         "conj_precoder_fraction": float(swapped.mean() / bound.mean()),
         "abs_h_ceiling_fraction": float(ceiling.mean() / bound.mean()),
+        "random_precoder_fraction": float(random_se.mean() / bound.mean()),
     }
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "abs_h_ceiling.json"), "w") as f:

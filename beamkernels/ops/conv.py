@@ -139,7 +139,8 @@ def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-if _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d"):
+_COMPILED_CONV = _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d")
+if _COMPILED_CONV:
 
     @torch.library.register_fake("beamkernels::complex_conv2d")
     def _conv_fake(x, weight, bias, stride, padding, dilation, groups, activation, activation_bias):
@@ -153,39 +154,166 @@ if _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d"):
     @torch.library.register_fake("beamkernels::complex_conv2d_backward")
     def _conv_bwd_fake(grad, x, weight, bias, saved, stride, padding, dilation, groups, activation, activation_bias,
                        output_mask):
-        gx = x.new_empty(x.shape) if output_mask[0] else None
-        gw = weight.new_empty(weight.shape) if output_mask[1] else None
-        gb = weight.new_empty((weight.shape[0],)) if output_mask[2] else None
-        gab = activation_bias.new_empty(activation_bias.shape) if (output_mask[3] and activation_bias is not None) else None
+        def out(ref_t, on):
+            return ref_t.new_empty(ref_t.shape) if on else ref_t.new_empty((0,))
+        gx = out(x, output_mask[0])
+        gw = out(weight, output_mask[1])
+        gb = weight.new_empty((weight.shape[0],)) if (output_mask[2] and bias is not None) else weight.new_empty((0,))
+        gab = (saved.new_empty((weight.shape[0],)) if (output_mask[3] and activation_bias is not None)
+               else saved.new_empty((0,)))
         return gx, gw, gb, gab
 
-    def _conv_setup(ctx, inputs, output):
+
+
+# ---- Triton ops ----
+_TRITON_CONV = False
+if _triton.ENABLED:
+    from typing import Optional
+
+    from torch.library import triton_op, wrap_triton
+
+    from beamkernels.kernels.triton import activation as tka
+    from beamkernels.kernels.triton import conv as tkc
+
+    _TRITON_CONV = True
+
+    def _precision(x: Tensor) -> str:
+        """tl.dot's input_precision: TF32 where PyTorch's own convs use it
+        (torch.backends.cudnn.allow_tf32, default True), else exact fp32; fp64 and the
+        interpreter always "ieee"."""
+        if x.dtype == torch.complex128 or x.device.type != "cuda" or not torch.backends.cudnn.allow_tf32:
+            return "ieee"
+        return "tf32"
+
+    def _geometry(x, weight, stride, padding, dilation, groups):
+        n, c, h, w = x.shape
+        o, cg, kh, kw = weight.shape
+        ho = _out_size(h, kh, stride[0], padding[0], dilation[0])
+        wo = _out_size(w, kw, stride[1], padding[1], dilation[1])
+        return dict(C=c, H=h, W=w, O=o, HO=ho, WO=wo, KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0],
+                    PW=padding[1], DH=dilation[0], DW=dilation[1], CG=cg, OG=o // groups)
+
+    @triton_op("beamkernels::triton_complex_conv2d", mutates_args=())
+    def triton_complex_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: list[int],
+                              padding: list[int], dilation: list[int], groups: int, activation: int,
+                              activation_bias: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        x, weight = x.contiguous(), weight.contiguous()
+        g = _geometry(x, weight, stride, padding, dilation, groups)
+        n = x.shape[0]
+        y = x.new_empty((n, g["O"], g["HO"], g["WO"]))
+        z = torch.empty_like(y) if activation != 0 else x.new_empty((0,))  # saved pre-activation
+        m, k = n * g["HO"] * g["WO"], g["CG"] * g["KH"] * g["KW"]
+        if m == 0:
+            return y, z
+        xr, yr = torch.view_as_real(x), torch.view_as_real(y)
+        br = torch.view_as_real(bias.contiguous()) if bias is not None else xr
+        ab = activation_bias.contiguous() if activation_bias is not None else xr
+        zr = torch.view_as_real(z) if activation != 0 else yr
+
+        def grid(meta):
+            return (_triton.cdiv(m, meta["BM"]), _triton.cdiv(g["OG"], meta["BN"]), groups)
+
+        wrap_triton(tkc.conv2d_fwd_kernel)[grid](
+            xr, torch.view_as_real(weight), br, ab, yr, zr, M=m, K=k, HAS_BIAS=bias is not None, ACT=activation,
+            SAVE_Z=activation != 0, PREC=_precision(x), **g)
+        return y, z
+
+    @triton_op("beamkernels::triton_complex_conv2d_backward", mutates_args=())
+    def triton_complex_conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, bias: Optional[Tensor], saved: Tensor,
+                                       stride: list[int], padding: list[int], dilation: list[int], groups: int,
+                                       activation: int, activation_bias: Optional[Tensor],
+                                       output_mask: list[bool]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        x, weight, grad = x.contiguous(), weight.contiguous(), grad.contiguous()
+        g = _geometry(x, weight, stride, padding, dilation, groups)
+        n, o = x.shape[0], g["O"]
+        inner = g["HO"] * g["WO"]
+        empty = x.new_empty((0,))
+        gx, gw, gb = empty, empty, x.new_empty((0,))
+        gab = x.real.new_empty((0,))
+        # dL/dz = act'(z)^H dL/dy: the activation's backward kernel (with modReLU bias partials).
+        if activation == 0 or grad.numel() == 0:
+            gz = grad
+            partial = None
+        else:
+            z = saved.contiguous()
+            gz = torch.empty_like(z)
+            chunks = _triton.cdiv(inner, 1024)
+            rows = n * o
+            partial = x.real.new_empty(rows * chunks if activation == 3 else 1)
+            zr = torch.view_as_real(z)
+            wrap_triton(tka.activation_bwd_kernel)[(rows * chunks,)](
+                torch.view_as_real(grad), zr, activation_bias if activation_bias is not None else zr,
+                torch.view_as_real(gz), partial, o, inner, chunks, ACT=activation, BLOCK=1024)
+        if output_mask[2] and bias is not None:
+            gb = gz.sum(dim=(0, 2, 3))
+        if output_mask[3] and activation_bias is not None:
+            gab = (partial.view(n, o, -1).sum(dim=(0, 2)) if partial is not None and n > 0
+                   else torch.zeros_like(activation_bias))
+        gzr = torch.view_as_real(gz) if gz.numel() else None
+        prec = _precision(x)
+        if output_mask[0]:
+            gx = torch.zeros_like(x) if gzr is None else torch.empty_like(x)
+            m = x.numel() // g["C"] if g["C"] else 0
+            k = g["OG"] * g["KH"] * g["KW"]
+            if gzr is not None and m > 0:
+                def grid_x(meta):
+                    return (_triton.cdiv(m, meta["BM"]), _triton.cdiv(g["CG"], meta["BN"]), groups)
+                wrap_triton(tkc.conv2d_bwd_input_kernel)[grid_x](
+                    gzr, torch.view_as_real(weight), torch.view_as_real(gx), M=m, K=k, PREC=prec, **g)
+        if output_mask[1]:
+            k = g["CG"] * g["KH"] * g["KW"]
+            r = n * inner
+            if gzr is None or r == 0:
+                gw = torch.zeros_like(weight)
+            else:
+                gw = torch.empty_like(weight)
+
+                def grid_w(meta):
+                    return (_triton.cdiv(g["OG"], meta["BM"]), _triton.cdiv(k, meta["BN"]), groups)
+                wrap_triton(tkc.conv2d_bwd_weight_kernel)[grid_w](
+                    gzr, torch.view_as_real(x), torch.view_as_real(gw), K=k, R=r, PREC=prec, **g)
+        return gx, gw, gb, gab
+
+
+def _register_conv_autograd(prefix: str) -> None:
+    """Autograd for beamkernels::<prefix>complex_conv2d: the backward op gets which of
+    (x, weight, bias, activation_bias) need a gradient, so e.g. dL/dx is skipped for an input image."""
+    backward_op = getattr(torch.ops.beamkernels, f"{prefix}complex_conv2d_backward")
+
+    def setup(ctx, inputs, output):
         x, weight, bias, stride, padding, dilation, groups, activation, activation_bias = inputs
         ctx.save_for_backward(x, weight, bias, output[1], activation_bias)
         ctx.args = (stride, padding, dilation, groups, activation)
-        ctx.mask = [x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad,
-                    activation_bias is not None and activation_bias.requires_grad]
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the unused `saved` output
 
-    def _conv_backward(ctx, grad, grad_saved):
+    def backward(ctx, grad, grad_saved):
         x, weight, bias, saved, activation_bias = ctx.saved_tensors
         stride, padding, dilation, groups, activation = ctx.args
-        gx, gw, gb, gab = torch.ops.beamkernels.complex_conv2d_backward(
-            grad, x, weight, bias, saved, stride, padding, dilation, groups, activation, activation_bias, ctx.mask)
-        return gx, gw, gb, None, None, None, None, None, gab
+        if grad is None:
+            return None, None, None, None, None, None, None, None, None
+        need = ctx.needs_input_grad
+        mask = [need[0], need[1], bias is not None and need[2], activation_bias is not None and need[8]]
+        gx, gw, gb, gab = backward_op(grad, x, weight, bias, saved, stride, padding, dilation, groups, activation,
+                                      activation_bias, mask)
+        return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
+                None, None, None, None, None, gab if mask[3] else None)
 
-    torch.library.register_autograd("beamkernels::complex_conv2d", _conv_backward, setup_context=_conv_setup)
+    torch.library.register_autograd(f"beamkernels::{prefix}complex_conv2d", backward, setup_context=setup)
+
+
+if _COMPILED_CONV:
+    _register_conv_autograd("")
+if _TRITON_CONV:
+    _register_conv_autograd("triton_")
 
 
 def _implemented_conv2d() -> tuple[str, ...]:
     impl = ["reference"]
-    if _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d"):
+    if _COMPILED_CONV:
         impl += ["cpu", "cuda"]
-    if _triton.ENABLED and _TRITON_CONV:
+    if _TRITON_CONV:
         impl.append("triton")
     return tuple(impl)
-
-
-_TRITON_CONV = False
 
 
 def _conv2d_dispatch(op: str, x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups, activation,
@@ -196,7 +324,7 @@ def _conv2d_dispatch(op: str, x: Tensor, weight: Tensor, bias, stride, padding, 
     code = ACT_CODES[activation]
     if backend == "triton":
         return torch.ops.beamkernels.triton_complex_conv2d(
-            x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias)
+            x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias)[0]
     return torch.ops.beamkernels.complex_conv2d(
         x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias)[0]
 

@@ -1,0 +1,51 @@
+// Fused complex convolution: params structs shared by the CPU and CUDA kernels. Torch-free.
+//
+// y[n, o, p] = act( sum_{c, i, j} w[o, c, i, j] x[n, g(o) c, s p + d (i, j) - pad] + b[o] )
+// on interleaved complex tensors (no conjugation: what torch.nn.functional.conv2d computes).
+#pragma once
+#include "activation.h"
+#include "common.h"
+
+namespace beamkernels {
+
+// CPU formulation (csrc/cpu/conv_glue.cpp): the complex conv is ONE real conv on x's interleaved
+// real view [N, C_in, H, 2W] with stride (s_h, 2 s_w), whose planar output [N, 2 C_out, Ho, Wo]
+// holds Re z at channel 2o and Im z at channel 2o + 1. These passes turn it into the result:
+//   forward:  y = act(planar + bias), written interleaved;
+//   backward: dL/dz = act'(z)^* grad_y, written planar for the real conv's backward, with the
+//             per-row partial sums of dL/dbias (complex) and of modReLU's dL/dactivation_bias.
+template <typename T>
+struct ConvEpilogueParams {
+  Activation act;
+  index_t batch, channels, inner;  // N, C_out, Ho * Wo
+  const T* planar;                 // [N, 2 C_out, inner] real, Re at 2o, Im at 2o + 1 (bias not added)
+  const T* bias;                   // interleaved complex [C_out] or nullptr
+  const T* act_bias;               // modReLU's real bias [C_out] or nullptr
+  const T* grad_out;               // backward: interleaved complex [N, C_out, inner]
+  T* out;                          // forward: y interleaved [N, C_out, inner]; backward: planar dL/dz
+  T* row_sums;                     // backward: [N * C_out, 3] = (sum Re dL/dz, sum Im dL/dz, dL/dact_bias)
+  int num_threads;                 // CPU only
+};
+
+// Direct implicit-GEMM kernels (CUDA): all sizes and strides in elements of the complex tensor
+// (a complex element = 2 reals). x [N, C_in, H, W], w [C_out, C_in / groups, kh, kw], y [N, C_out, Ho, Wo].
+template <typename T>
+struct ConvParams {
+  Activation act;
+  index_t n, cin, h, w, cout, ho, wo, kh, kw;
+  int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+  const T* x;         // interleaved complex, contiguous
+  const T* weight;    // interleaved complex, contiguous
+  const T* bias;      // interleaved complex [C_out] or nullptr
+  const T* act_bias;  // real [C_out] or nullptr
+  T* y;               // forward output (interleaved complex)
+  T* z;               // forward: pre-activation output saved for backward (or nullptr)
+  // backward
+  const T* grad_out;  // dL/dy, interleaved complex [N, C_out, Ho, Wo]
+  T* grad_z;          // dL/dz, interleaved complex [N, C_out, Ho, Wo]
+  T* grad_x;          // [N, C_in, H, W] or nullptr
+  T* grad_weight;     // [C_out, C_in / groups, kh, kw] or nullptr
+  T* row_sums;        // [N * C_out, 3] as ConvEpilogueParams
+};
+
+}  // namespace beamkernels

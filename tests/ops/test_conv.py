@@ -1,0 +1,345 @@
+"""complex_conv2d / complex_conv1d / complex_conv_transpose2d on every backend that runs here:
+forward and gradients vs the reference (torch's complex conv + the reference activation),
+gradcheck (complex128), opcheck, torch.compile, the stride/padding/dilation/groups grid, 1x1
+and non-square kernels, the thesis layer shapes, strided and empty inputs, and bad input."""
+
+import math
+
+import pytest
+import torch
+
+import beamkernels
+import beamkernels.functional as F
+from beamkernels import reference as ref
+from tests.helpers import (
+    INTERPRETED_TRITON, assert_close, crandn, gradcheck, opcheck, run_on, skip_compile_if_interpreted,
+)
+
+ACTS = [None, "crelu", "zrelu", "modrelu", "cardioid"]
+
+
+# Tolerances: a conv output / gradient is a sum of L products (L = C_in / groups * kh * kw for y
+# and dL/dx, N * Ho * Wo for dL/dW); float rounding grows like sqrt(L) times the typical magnitude.
+# Triton on a GPU uses TF32 by default (like torch convs: torch.backends.cudnn.allow_tf32): 10 mantissa bits.
+def conv_tol(dtype, reduction: int, tf32: bool = False) -> dict:
+    eps = {torch.complex64: 1.2e-7, torch.complex128: 2.3e-16}[dtype]
+    if tf32:
+        eps = 1e-3
+    tol = 64 * eps * math.sqrt(max(reduction, 1))
+    return dict(rtol=max(tol, 8 * eps), atol=max(tol, 8 * eps))
+
+
+# (N, C_in, C_out, H, W, kernel, stride, padding, dilation, groups): the grid, kept small.
+CASES = [
+    (2, 3, 5, 6, 7, 3, 1, 1, 1, 1),                 # the default layer, odd sizes
+    (2, 4, 6, 7, 9, (3, 2), 2, (1, 0), (2, 1), 2),  # non-square kernel, stride 2, dilation, groups
+    (1, 5, 7, 5, 6, 1, 1, 0, 1, 1),                 # 1x1, batch 1, 5 -> 7
+    (2, 6, 4, 8, 7, (2, 3), (2, 1), (0, 2), 1, 2),  # even kernel, mixed strides and paddings
+    (2, 3, 6, 6, 7, 3, 3, 2, 2, 3),                 # depthwise-like, stride 3, dilation 2
+]
+
+
+def _tf32(backend, device) -> bool:
+    return backend == "triton" and device.type == "cuda" and torch.backends.cudnn.allow_tf32
+
+
+def _inputs(case, dtype, device, activation, requires_grad=True, bias=True):
+    n, cin, cout, h, w, k, s, p, d, g = case
+    k = (k, k) if isinstance(k, int) else k
+    x = crandn(n, cin, h, w, dtype=dtype, device=device, requires_grad=requires_grad)
+    wt = crandn(cout, cin // g, *k, dtype=dtype, device=device, requires_grad=requires_grad) / math.sqrt(cin // g * k[0] * k[1])
+    wt = wt.detach().requires_grad_(requires_grad)
+    b = crandn(cout, dtype=dtype, device=device, requires_grad=requires_grad) if bias else None
+    ab = None
+    if activation == "modrelu":  # mixed signs: the dead zone |z| + b <= 0 is exercised
+        ab = torch.linspace(-0.8, 0.4, cout, dtype=x.real.dtype, device=device).requires_grad_(requires_grad)
+    return x, wt, b, ab, dict(stride=s, padding=p, dilation=d, groups=g)
+
+
+def _compare(backend, fn, ref_fn, tensors, kw, dtype, reduction_y, reduction_w, tf32=False):
+    a = [t.detach().clone().requires_grad_(t.requires_grad) if t is not None else None for t in tensors]
+    b = [t.detach().clone().requires_grad_(t.requires_grad) if t is not None else None for t in tensors]
+    y = run_on(backend, fn, *a, **kw)
+    y_ref = ref_fn(*b, **kw)
+    assert_close(y, y_ref, msg=f"forward ({backend})", **conv_tol(dtype, reduction_y, tf32))
+    if y_ref.numel() == 0:
+        return
+    g = torch.randn_like(y_ref)
+    ins = [t for t in a if t is not None and t.requires_grad]
+    ins_ref = [t for t in b if t is not None and t.requires_grad]
+    grads = torch.autograd.grad(y, ins, g)
+    grads_ref = torch.autograd.grad(y_ref, ins_ref, g)
+    names = ["x", "weight", "bias", "activation_bias"]
+    for i, (gi, gr) in enumerate(zip(grads, grads_ref)):
+        red = reduction_y if i == 0 else reduction_w
+        assert_close(gi, gr, dtype=gr.dtype, msg=f"gradient of {names[i]} ({backend})", **conv_tol(dtype, red, tf32))
+
+
+def _conv2d(x, w, b, ab, activation=None, **kw):
+    return F.complex_conv2d(x, w, b, activation=activation, activation_bias=ab, **kw)
+
+
+def _ref2d(x, w, b, ab, activation=None, **kw):
+    return ref.complex_conv2d(x, w, b, activation=activation, activation_bias=ab, **kw)
+
+
+def _reductions(case):
+    n, cin, cout, h, w, k, s, p, d, g = case
+    k = (k, k) if isinstance(k, int) else k
+    return cin // g * k[0] * k[1], n * h * w
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_conv2d_matches_reference(backend, device, case, dtype):
+    # Each case with two activations (rotating), so that all five meet every kind of geometry.
+    i = CASES.index(case)
+    for activation in (ACTS[i % 5], ACTS[(i + 2) % 5]):
+        x, w, b, ab, kw = _inputs(case, dtype, device, activation)
+        ry, rw = _reductions(case)
+        _compare(backend, lambda *t, **k: _conv2d(*t, activation=activation, **k),
+                 lambda *t, **k: _ref2d(*t, activation=activation, **k), [x, w, b, ab], kw, dtype, ry, rw,
+                 _tf32(backend, device))
+
+
+@pytest.mark.parametrize("activation", ACTS)
+def test_conv2d_all_activations(backend, device, activation):
+    case = (2, 3, 5, 6, 7, 3, 1, 1, 1, 1)
+    x, w, b, ab, kw = _inputs(case, torch.complex64, device, activation)
+    _compare(backend, lambda *t, **k: _conv2d(*t, activation=activation, **k),
+             lambda *t, **k: _ref2d(*t, activation=activation, **k), [x, w, b, ab], kw, torch.complex64,
+             *_reductions(case), _tf32(backend, device))
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 16, 36, 144), (2, 64, 128, 4, 18)], ids=["L1", "L4"])
+def test_thesis_layer_shapes(backend, device, shape):
+    """The thesis layers: fused modReLU forward, and all gradients of the plain conv. (Gradients
+    through an activation are not compared at this size: its derivative jumps at the kinks,
+    |z| + b = 0 for modReLU, so a rounding-level difference in z flips a few elements; the small
+    cases above cover the fused backward.)"""
+    if backend == "triton" and INTERPRETED_TRITON:
+        pytest.skip("layer-sized shapes are too slow in the Triton interpreter (small shapes cover it)")
+    n, cin, cout, h, w = shape
+    case = (n, cin, cout, h, w, 3, 1, 1, 1, 1)
+    x, wt, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu", requires_grad=False)
+    tol = conv_tol(torch.complex64, 9 * cin, _tf32(backend, device))
+    y = run_on(backend, _conv2d, x, wt, b, ab, activation="modrelu", **kw)
+    assert_close(y, _ref2d(x, wt, b, ab, activation="modrelu", **kw), msg="forward with modReLU", **tol)
+    x, wt, b, _, kw = _inputs(case, torch.complex64, device, None)
+    _compare(backend, _conv2d, _ref2d, [x, wt, b, None], kw, torch.complex64, *_reductions(case),
+             _tf32(backend, device))
+
+
+def _gradcheck_mode(backend):
+    # The interpreter runs each Triton launch in Python: check one random direction (fast_mode).
+    return dict(fast_mode=True) if backend == "triton" and INTERPRETED_TRITON else {}
+
+
+@pytest.mark.parametrize("activation", [None, "modrelu", "cardioid"])
+def test_conv2d_gradcheck_complex128(backend, device, activation):
+    case = (1, 2, 3, 4, 5, 3, 2, 1, 1, 1)
+    x, w, b, ab, kw = _inputs(case, torch.complex128, device, activation)
+    tensors = [t for t in (x, w, b, ab) if t is not None]
+
+    def fn(x, w, b, *rest):
+        return F.complex_conv2d(x, w, b, activation=activation, activation_bias=rest[0] if rest else None, **kw)
+
+    gradcheck(backend, fn, tensors, **_gradcheck_mode(backend))
+
+
+def test_conv2d_strided_inputs(backend, device):
+    case = (2, 4, 6, 5, 7, 3, 1, 1, 1, 2)
+    x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu", requires_grad=False)
+    xs = crandn(2, 5, 7, 4, device=device).permute(0, 3, 2, 1)  # [2, 4, 7, 5] channels-last-like
+    xs = xs.transpose(2, 3)                                   # [2, 4, 5, 7], non-contiguous
+    ws = crandn(6, 3, 2, 3, device=device).transpose(2, 3) / 3  # [6, 2, 3, 3]... kept 4-D, non-contiguous
+    ws = ws[:, :2]
+    assert not xs.is_contiguous() and not ws.is_contiguous()
+    y = run_on(backend, _conv2d, xs, ws, b, ab, activation="modrelu", **kw)
+    assert_close(y, _ref2d(xs, ws, b, ab, activation="modrelu", **kw), **conv_tol(torch.complex64, 18, _tf32(backend, device)))
+
+
+def test_conv2d_empty_batch(backend, device):
+    case = (0, 3, 5, 6, 7, 3, 1, 1, 1, 1)
+    x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu")
+    y = run_on(backend, _conv2d, x, w, b, ab, activation="modrelu", **kw)
+    assert y.shape == (0, 5, 6, 7)
+    gx, gw, gb, gab = torch.autograd.grad(y, [x, w, b, ab], torch.zeros_like(y))
+    assert gx.shape == x.shape and torch.count_nonzero(gw) == 0 and torch.count_nonzero(gb) == 0
+    assert torch.count_nonzero(gab) == 0
+
+
+def test_conv2d_no_input_grad(backend, device):
+    """x without requires_grad: the backward skips dL/dx and still gives the parameter grads."""
+    case = (2, 3, 5, 6, 7, 3, 1, 1, 1, 1)
+    x, w, b, ab, kw = _inputs(case, torch.complex64, device, "cardioid")
+    _compare(backend, lambda *t, **k: _conv2d(*t, activation="cardioid", **k),
+             lambda *t, **k: _ref2d(*t, activation="cardioid", **k), [x.detach(), w, b, None], kw,
+             torch.complex64, *_reductions(case), _tf32(backend, device))
+
+
+def test_conv2d_padding_strings(backend, device):
+    x = crandn(2, 3, 6, 7, device=device)
+    w = crandn(4, 3, 2, 3, device=device)
+    for padding in ("same", "valid"):
+        y = run_on(backend, F.complex_conv2d, x, w, padding=padding, dilation=(2, 1))
+        assert_close(y, ref.complex_conv2d(x, w, padding=padding, dilation=(2, 1)), **conv_tol(torch.complex64, 18))
+
+
+def _op_name(backend):
+    return "triton_complex_conv2d" if backend == "triton" else "complex_conv2d"
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_opcheck(backend, device, requires_grad, contiguous):
+    if backend == "reference":
+        pytest.skip("the reference is plain PyTorch, not a registered op")
+    x = crandn(2, 3, 7, 6, device=device)
+    x = x if contiguous else x.transpose(2, 3)
+    w = crandn(4, 3, 3, 2, device=device)
+    w = w if contiguous else w.transpose(2, 3)
+    b = crandn(4, device=device)
+    ab = torch.linspace(-0.5, 0.5, 4, device=device)
+    for t in (x, w, b, ab):
+        t.requires_grad_(requires_grad)
+    op = getattr(torch.ops.beamkernels, _op_name(backend))
+    opcheck(op, (x, w, b, [1, 2], [1, 0], [1, 1], 1, 3, ab), backend)
+    opcheck(op, (x, w, None, [2, 1], [0, 1], [2, 1], 1, 0, None), backend)
+
+
+def test_torch_compile_fullgraph(backend, device):
+    skip_compile_if_interpreted(backend)
+    torch._dynamo.reset()
+    case = (2, 3, 5, 6, 7, 3, 1, 1, 1, 1)
+    x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu")
+
+    def f(x, w, b, ab):
+        return F.complex_conv2d(x, w, b, activation="modrelu", activation_bias=ab, **kw).abs().sum()
+
+    with beamkernels.use_backend(backend):
+        compiled = torch.compile(f, fullgraph=True, backend="aot_eager" if device.type == "cpu" else "inductor")
+        out = compiled(x, w, b, ab)
+        grads = torch.autograd.grad(out, [x, w, b, ab])
+    t = [v.detach().clone().requires_grad_(True) for v in (x, w, b, ab)]
+    expected = ref.complex_conv2d(t[0], t[1], t[2], activation="modrelu", activation_bias=t[3], **kw).abs().sum()
+    grads_ref = torch.autograd.grad(expected, t)
+    tol = dict(rtol=1e-3, atol=1e-3)
+    assert_close(out, expected, **tol)
+    for gi, gr in zip(grads, grads_ref):
+        assert_close(gi, gr, **tol)
+
+
+# ---- conv1d ----
+@pytest.mark.parametrize("case", [(2, 3, 5, 11, 3, 1, 1, 1, 1), (1, 4, 6, 13, 4, 2, 2, 3, 2), (2, 5, 7, 9, 1, 1, 0, 1, 1)])
+@pytest.mark.parametrize("activation", [None, "modrelu"])
+def test_conv1d_matches_reference(backend, device, case, activation):
+    n, cin, cout, length, k, s, p, d, g = case
+    x = crandn(n, cin, length, device=device, requires_grad=True)
+    w = (crandn(cout, cin // g, k, device=device) / math.sqrt(cin // g * k)).requires_grad_(True)
+    b = crandn(cout, device=device, requires_grad=True)
+    ab = torch.linspace(-0.8, 0.4, cout, device=device).requires_grad_(True) if activation == "modrelu" else None
+    kw = dict(stride=s, padding=p, dilation=d, groups=g)
+    _compare(backend, lambda x, w, b, ab, **k: F.complex_conv1d(x, w, b, activation=activation, activation_bias=ab, **k),
+             lambda x, w, b, ab, **k: ref.complex_conv1d(x, w, b, activation=activation, activation_bias=ab, **k),
+             [x, w, b, ab], kw, torch.complex64, cin // g * k, n * length, _tf32(backend, device))
+
+
+def test_conv1d_gradcheck_complex128(backend, device):
+    x = crandn(2, 2, 7, dtype=torch.complex128, device=device, requires_grad=True)
+    w = crandn(3, 2, 3, dtype=torch.complex128, device=device, requires_grad=True)
+    b = crandn(3, dtype=torch.complex128, device=device, requires_grad=True)
+    gradcheck(backend, lambda x, w, b: F.complex_conv1d(x, w, b, stride=2, padding=1, activation="cardioid"), [x, w, b],
+              **_gradcheck_mode(backend))
+
+
+# ---- conv_transpose2d ----
+TRANSPOSED_BACKENDS = ("reference",)
+
+
+@pytest.mark.parametrize("case", [(2, 3, 5, 4, 5, 3, 2, 1, 1, 1, 1), (1, 4, 6, 5, 3, (2, 3), (2, 1), (1, 0), (1, 0), 2, 2)])
+@pytest.mark.parametrize("activation", [None, "modrelu"])
+def test_conv_transpose2d_matches_torch(backend, device, case, activation):
+    n, cin, cout, h, w_, k, s, p, op, g, d = case
+    k = (k, k) if isinstance(k, int) else k
+    x = crandn(n, cin, h, w_, device=device, requires_grad=True)
+    w = crandn(cin, cout // g, *k, device=device, requires_grad=True)
+    b = crandn(cout, device=device, requires_grad=True)
+    ab = torch.linspace(-0.8, 0.4, cout, device=device).requires_grad_(True) if activation == "modrelu" else None
+    kw = dict(stride=s, padding=p, output_padding=op, groups=g, dilation=d)
+    if backend not in TRANSPOSED_BACKENDS:
+        with pytest.raises(NotImplementedError, match=f"the '{backend}' backend has no kernel"):
+            run_on(backend, F.complex_conv_transpose2d, x, w, b, activation=activation, activation_bias=ab, **kw)
+        return
+    y = run_on(backend, F.complex_conv_transpose2d, x, w, b, activation=activation, activation_bias=ab, **kw)
+    z = torch.nn.functional.conv_transpose2d(x, w, b, s, p, op, g, d)
+    act = {None: lambda z: z, "modrelu": lambda z: ref.modrelu(z, ab)}[activation]
+    assert_close(y, act(z), **conv_tol(torch.complex64, cin * k[0] * k[1]))
+    # It is the adjoint (transpose) of conv2d: <conv_t(x), u> = <x, conv2d(u)> without conjugation.
+    if activation is None and g == 1 and d == 1:
+        u = crandn(*z.shape, device=device)
+        lhs = (torch.nn.functional.conv_transpose2d(x, w, None, s, p, op, g, d) * u).sum()
+        rhs = (x * ref.complex_conv2d(u, w, None, s, p, 1, 1)).sum()
+        assert_close(lhs, rhs, rtol=1e-4, atol=1e-3)
+
+
+# ---- bad input ----
+def test_bad_input(backend, device):
+    x = crandn(2, 4, 6, 7, device=device)
+    w = crandn(6, 4, 3, 3, device=device)
+
+    def call(*a, **k):
+        return run_on(backend, F.complex_conv2d, *a, **k)
+
+    with pytest.raises(TypeError, match=r"argument 'x' must be a complex tensor.*float32"):
+        call(torch.randn(2, 4, 6, 7, device=device), w)
+    with pytest.raises(TypeError, match=r"argument 'weight' must be a complex tensor"):
+        call(x, torch.randn(6, 4, 3, 3, device=device))
+    with pytest.raises(ValueError, match=r"x has 4 channels but weight.shape\[1\] \* groups = 3"):
+        call(x, crandn(6, 3, 3, 3, device=device))
+    with pytest.raises(ValueError, match=r"groups=4 must divide both the input channels \(4\) and the output channels"):
+        call(x, crandn(6, 1, 3, 3, device=device), groups=4)
+    with pytest.raises(ValueError, match=r"kernel .* is bigger than the padded input"):
+        call(x, crandn(6, 4, 9, 3, device=device))
+    with pytest.raises(ValueError, match=r"'activation' must be one of"):
+        call(x, w, activation="relu")
+    with pytest.raises(ValueError, match=r"needs 'activation_bias'"):
+        call(x, w, activation="modrelu")
+    with pytest.raises(ValueError, match=r"'activation_bias' must have shape \[6\], got \[4\]"):
+        call(x, w, activation="modrelu", activation_bias=torch.zeros(4, device=device))
+    with pytest.raises(TypeError, match=r"'activation_bias' must be a real tensor of dtype torch.float32"):
+        call(x, w, activation="modrelu", activation_bias=torch.zeros(6, dtype=torch.complex64, device=device))
+    with pytest.raises(ValueError, match=r"only used with activation='modrelu'"):
+        call(x, w, activation="crelu", activation_bias=torch.zeros(6, device=device))
+    with pytest.raises(ValueError, match=r"'bias' must have shape \[6\], got \[5\]"):
+        call(x, w, crandn(5, device=device))
+    with pytest.raises(TypeError, match=r"'weight' has dtype torch.complex128 but 'x' has dtype torch.complex64"):
+        call(x, w.to(torch.complex128))
+    with pytest.raises(ValueError, match=r"'x' must have 4 dims"):
+        call(x[0], w)
+    with pytest.raises(ValueError, match=r"'stride' must be >= 1"):
+        call(x, w, stride=0)
+    with pytest.raises(ValueError, match=r"padding='same' needs stride 1"):
+        call(x, w, stride=2, padding="same")
+    with pytest.raises(ValueError, match=r"'x' must have 3 dims"):
+        run_on(backend, F.complex_conv1d, x, w[..., 0])
+    with pytest.raises(ValueError, match=r"weight.shape\[0\] = 6"):
+        run_on(backend, F.complex_conv_transpose2d, x, crandn(6, 4, 3, 3, device=device))
+    with pytest.raises(ValueError, match=r"output_padding must be smaller than stride or dilation"):
+        run_on(backend, F.complex_conv_transpose2d, x, crandn(4, 3, 3, 3, device=device), output_padding=1)
+
+
+def test_compiled_op_errors_directly():
+    """The C++ glue validates too (for callers of torch.ops.beamkernels.* directly)."""
+    if "cpu" not in beamkernels.available_backends():
+        pytest.skip("extension not built")
+    op = torch.ops.beamkernels.complex_conv2d
+    x, w = crandn(2, 4, 6, 7), crandn(6, 4, 3, 3)
+    with pytest.raises(RuntimeError, match="argument 'x' must be a complex tensor"):
+        op(torch.randn(2, 4, 6, 7), w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+    with pytest.raises(RuntimeError, match=r"groups=4 must divide"):
+        op(x, crandn(6, 1, 3, 3), None, [1, 1], [0, 0], [1, 1], 4, 0, None)
+    with pytest.raises(RuntimeError, match="must be given exactly when the activation is modReLU"):
+        op(x, w, None, [1, 1], [0, 0], [1, 1], 1, 3, None)
+    with pytest.raises(RuntimeError, match="kernel is bigger than the padded input"):
+        op(crandn(2, 4, 2, 2), w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)

@@ -43,6 +43,13 @@ TORCH_LIBRARY(beamkernels, m) {
 
 
   // ---- normalization (issue 4) ----
+  // Whitening batch-norm (Trabelsi et al. 2018), x complex [N, C, *]; all others real of x's real
+  // dtype: mean [C, 2] (re, im), cov [C, 3] (Vrr, Vri, Vii; biased, eps not included),
+  // weight [C, 3] (g_rr, g_ri, g_ii), bias [C, 2]. mean/cov None = training (batch statistics,
+  // returned); given = eval (used, and returned as copies).
+  m.def("complex_batch_norm(Tensor x, Tensor? mean, Tensor? cov, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)");
+  // -> (grad_x, grad_weight [C, 3], grad_bias [C, 2]); training: gradient through the batch statistics.
+  m.def("complex_batch_norm_backward(Tensor grad, Tensor x, Tensor mean, Tensor cov, Tensor? weight, bool training, float eps) -> (Tensor, Tensor, Tensor)");
 
 
   // ---- pooling (issue 4) ----

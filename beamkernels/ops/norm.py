@@ -28,7 +28,185 @@ from beamkernels._checks import check_complex, check_min_dim, check_real_param
 from beamkernels.ops import _triton
 
 BN_OP = "complex_batch_norm"
-IMPLEMENTED: tuple[str, ...] = ("reference",)
+IMPLEMENTED: tuple[str, ...] = ("reference", "cpu", "cuda", "triton")
+
+
+def _register_autograd(name: str, backward_op) -> None:
+    """Autograd for a forward op (x, mean?, cov?, weight?, bias?, eps) -> (y, mean, cov); the
+    returned statistics are not differentiable (the running-stat update is done under no_grad)."""
+
+    def _setup(ctx, inputs, output):
+        x, mean, cov, weight, bias, eps = inputs
+        _, m_out, c_out = output
+        ctx.training = mean is None
+        ctx.eps = eps
+        ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
+        ctx.save_for_backward(x, m_out, c_out, weight)
+        ctx.mark_non_differentiable(m_out, c_out)
+
+    def _backward(ctx, gy, _gm, _gc):
+        x, mean, cov, weight = ctx.saved_tensors
+        gx, gw, gb = backward_op(gy, x, mean, cov, weight, ctx.training, ctx.eps)
+        return gx, None, None, gw if ctx.has_weight else None, gb if ctx.has_bias else None, None
+
+    torch.library.register_autograd(name, _backward, setup_context=_setup)
+
+
+def _fake_forward(x, mean, cov, weight, bias, eps):
+    torch._check(x.is_complex(), lambda: "complex_batch_norm: x must be complex")
+    torch._check(x.dim() >= 2, lambda: "complex_batch_norm: x must be [N, C, *]")
+    real = x.dtype.to_real()
+    c = x.shape[1]
+    return x.new_empty(x.shape), x.new_empty((c, 2), dtype=real), x.new_empty((c, 3), dtype=real)
+
+
+def _fake_backward(grad, x, mean, cov, weight, training, eps):
+    real = x.dtype.to_real()
+    c = x.shape[1]
+    return x.new_empty(x.shape), x.new_empty((c, 3), dtype=real), x.new_empty((c, 2), dtype=real)
+
+
+# ---- compiled (C++ / CUDA) ops: fake kernels and autograd ----
+if _ext.LOADED:
+    torch.library.register_fake("beamkernels::complex_batch_norm")(_fake_forward)
+    torch.library.register_fake("beamkernels::complex_batch_norm_backward")(_fake_backward)
+    _register_autograd("beamkernels::complex_batch_norm", torch.ops.beamkernels.complex_batch_norm_backward)
+
+
+# ---- Triton ops ----
+_BLOCK = 1024
+
+
+def _inv_sqrt_2x2(cov: Tensor, eps: float):
+    """(Wrr, Wri, Wii, s, t) of (V + eps I)^(-1/2), float64 [C] each (csrc/norm.h inv_sqrt_2x2)."""
+    vrr, vri, vii = cov[:, 0] + eps, cov[:, 1], cov[:, 2] + eps
+    s = torch.sqrt(torch.clamp(vrr * vii - vri * vri, min=0.0))
+    t = torch.sqrt(vrr + vii + 2 * s)
+    inv = 1.0 / (s * t)
+    return (vii + s) * inv, -vri * inv, (vrr + s) * inv, s, t
+
+
+def _mat(weight: Tensor | None, c: int, like: Tensor) -> Tensor:
+    """G [C, 2, 2] (float64) from weight [C, 3], or the identity."""
+    if weight is None:
+        return torch.eye(2, dtype=torch.float64, device=like.device).expand(c, 2, 2)
+    w = weight.double()
+    return torch.stack([w[:, 0], w[:, 1], w[:, 1], w[:, 2]], -1).view(c, 2, 2)
+
+
+def _forward_coefs(mean: Tensor, cov: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float,
+                   real: torch.dtype) -> Tensor:
+    """[C, 10] = (A = G W row-major, beta, m_hi, m_lo) as in csrc/norm.h bn_forward_coefs, in
+    mean's dtype; ``mean`` may be float64 (m_lo carries what the input precision cannot)."""
+    c = mean.shape[0]
+    wrr, wri, wii, _, _ = _inv_sqrt_2x2(cov.double(), eps)
+    w = torch.stack([wrr, wri, wri, wii], -1).view(c, 2, 2)
+    a = (_mat(weight, c, mean) @ w).reshape(c, 4)
+    beta = bias.double() if bias is not None else torch.zeros(c, 2, dtype=torch.float64, device=mean.device)
+    mean = mean.double()
+    hi = mean.to(real)
+    lo = (mean - hi.double()).to(real)
+    return torch.cat([a.to(real), beta.to(real), hi, lo], 1).contiguous()
+
+
+def _backward_coefs(sums: Tensor, n: int, mean: Tensor, cov: Tensor, weight: Tensor | None, eps: float,
+                    training: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """(grad_weight [C, 3], grad_bias [C, 2], coef [C, 11]) from the float64 sums [C, 6]
+    (csrc/norm.h bn_backward_coefs, in matrix form)."""
+    c = mean.shape[0]
+    wrr, wri, wii, s, t = _inv_sqrt_2x2(cov.double(), eps)
+    w = torch.stack([wrr, wri, wri, wii], -1).view(c, 2, 2)
+    g = _mat(weight, c, mean)
+    m = sums[:, 2:6].view(c, 2, 2)
+    mw = m @ w
+    gw = torch.stack([mw[:, 0, 0], mw[:, 0, 1] + mw[:, 1, 0], mw[:, 1, 1]], -1)
+    k = w @ g
+    if training and n > 0:
+        b = -(w @ (g @ m) @ w)
+        cmat = (b + s.view(c, 1, 1) * (w @ b @ w)) / (2 * t.view(c, 1, 1))
+        pm = (cmat + cmat.transpose(1, 2)) / n
+        q = -(k @ (sums[:, 0:2] / n).unsqueeze(-1)).squeeze(-1)
+    else:
+        pm = torch.zeros_like(k)
+        q = torch.zeros(c, 2, dtype=torch.float64, device=mean.device)
+    coef = torch.cat([k.reshape(c, 4), pm[:, 0, 0:1], pm[:, 0, 1:2], pm[:, 1, 1:2], q, mean.double()], 1)
+    real = mean.dtype
+    return gw.to(real), sums[:, 0:2].to(real), coef.to(real).contiguous()
+
+
+if _triton.ENABLED:
+    from typing import Optional
+
+    import triton
+    from torch.library import triton_op, wrap_triton
+
+    from beamkernels.kernels.triton import norm as tk
+
+    def _grid(x: Tensor) -> tuple[int, int, int, int, int]:
+        """(N, C, inner, chunks, BLOCK) of x [N, C, *]: BLOCK-sized chunks of each (n, c) row,
+        BLOCK = the power of 2 >= inner, at most _BLOCK (short rows waste no lanes)."""
+        n, c = x.shape[0], x.shape[1]
+        inner = x.numel() // (n * c) if n * c else 0
+        block = max(16, min(_BLOCK, triton.next_power_of_2(max(inner, 1))))
+        return n, c, inner, max(_triton.cdiv(inner, block), 1), block
+
+    @triton_op("beamkernels::triton_complex_batch_norm", mutates_args=())
+    def triton_complex_batch_norm(x: Tensor, mean: Optional[Tensor], cov: Optional[Tensor], weight: Optional[Tensor],
+                                  bias: Optional[Tensor], eps: float) -> tuple[Tensor, Tensor, Tensor]:
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        n, c, inner, chunks, block = _grid(x)
+        real = x.dtype.to_real()
+        count = n * inner
+        xr = torch.view_as_real(x)
+        if mean is None:
+            if count == 0:
+                mean64 = torch.zeros(c, 2, dtype=torch.float64, device=x.device)
+                cov64 = torch.zeros(c, 3, dtype=torch.float64, device=x.device)
+                mean, cov = mean64.to(real), cov64.to(real)
+            else:
+                part = torch.empty(n * c * chunks, 5, dtype=real, device=x.device)
+                wrap_triton(tk.bn_stats_kernel)[(n * c * chunks,)](xr, part, c, inner, chunks, BLOCK=block)
+                sums = part.view(n, c, chunks, 5).double().sum(dim=(0, 2))
+                shift = xr[0, :].reshape(c, -1, 2)[:, 0].double()  # x[0, c, 0]
+                e = sums[:, 0:2] / count
+                mean64 = shift + e
+                cov64 = torch.stack([
+                    torch.clamp(sums[:, 2] / count - e[:, 0] * e[:, 0], min=0.0),
+                    sums[:, 3] / count - e[:, 0] * e[:, 1],
+                    torch.clamp(sums[:, 4] / count - e[:, 1] * e[:, 1], min=0.0)], 1)
+                mean, cov = mean64.to(real), cov64.to(real)
+        else:
+            mean, cov = mean.clone(), cov.clone()
+            mean64, cov64 = mean.double(), cov.double()
+        if count > 0:
+            coef = _forward_coefs(mean64, cov64, weight, bias, eps, real)
+            wrap_triton(tk.bn_apply_kernel)[(n * c * chunks,)](
+                xr, coef, torch.view_as_real(y), c, inner, chunks, BLOCK=block)
+        return y, mean, cov
+
+    @triton_op("beamkernels::triton_complex_batch_norm_backward", mutates_args=())
+    def triton_complex_batch_norm_backward(grad: Tensor, x: Tensor, mean: Tensor, cov: Tensor,
+                                           weight: Optional[Tensor], training: bool,
+                                           eps: float) -> tuple[Tensor, Tensor, Tensor]:
+        x, grad, mean = x.contiguous(), grad.contiguous(), mean.contiguous()
+        gx = torch.empty_like(x)
+        n, c, inner, chunks, block = _grid(x)
+        real = x.dtype.to_real()
+        count = n * inner
+        if count == 0:
+            return gx, torch.zeros(c, 3, dtype=real, device=x.device), torch.zeros(c, 2, dtype=real, device=x.device)
+        xr, gr = torch.view_as_real(x), torch.view_as_real(grad)
+        part = torch.empty(n * c * chunks, 6, dtype=real, device=x.device)
+        wrap_triton(tk.bn_bwd_reduce_kernel)[(n * c * chunks,)](gr, xr, mean, part, c, inner, chunks, BLOCK=block)
+        sums = part.view(n, c, chunks, 6).double().sum(dim=(0, 2))
+        gw, gb, coef = _backward_coefs(sums, count, mean, cov, weight, eps, training)
+        wrap_triton(tk.bn_bwd_apply_kernel)[(n * c * chunks,)](
+            gr, xr, coef, torch.view_as_real(gx), c, inner, chunks, BLOCK=block)
+        return gx, gw, gb
+
+    _register_autograd("beamkernels::triton_complex_batch_norm",
+                       torch.ops.beamkernels.triton_complex_batch_norm_backward)
 
 
 # ---- public functions ----

@@ -1,0 +1,83 @@
+// Torch glue for the CPU whitening batch-norm kernels: validate, fill BatchNormParams, dispatch.
+#include <ATen/Parallel.h>
+
+#include "cpu/norm_cpu.h"
+#include "glue.h"
+#include "norm_checks.h"
+
+namespace beamkernels {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_batch_norm(const at::Tensor& x_in,
+                                                                  const std::optional<at::Tensor>& mean,
+                                                                  const std::optional<at::Tensor>& cov,
+                                                                  const std::optional<at::Tensor>& weight,
+                                                                  const std::optional<at::Tensor>& bias, double eps) {
+  const char* op = "complex_batch_norm";
+  const bool training = bn_check_forward(x_in, mean, cov, weight, bias, eps, op);
+  const at::Tensor x = x_in.contiguous();
+  const int64_t C = x.size(1);
+  at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+  auto ropt = x.options().dtype(real_dtype(x));
+  at::Tensor mean_out = training ? at::zeros({C, 2}, ropt) : mean->contiguous().clone();
+  at::Tensor cov_out = training ? at::zeros({C, 3}, ropt) : cov->contiguous().clone();
+  const at::Tensor w = weight ? weight->contiguous() : at::Tensor();
+  const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_batch_norm", [&] {
+    BatchNormParams<scalar_t> p{};
+    bn_fill_shape(p, x);
+    p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
+    p.out = reinterpret_cast<scalar_t*>(y.data_ptr());
+    p.mean_in = mean_out.data_ptr<scalar_t>();
+    p.cov_in = cov_out.data_ptr<scalar_t>();
+    p.mean_out = mean_out.data_ptr<scalar_t>();
+    p.cov_out = cov_out.data_ptr<scalar_t>();
+    p.weight = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
+    p.bias = b.defined() ? b.data_ptr<scalar_t>() : nullptr;
+    p.eps = eps;
+    p.training = training;
+    p.num_threads = at::get_num_threads();
+    cpu::batch_norm_forward<scalar_t>(p);
+  });
+  return {y, mean_out, cov_out};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_batch_norm_backward(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& mean_in, const at::Tensor& cov_in,
+    const std::optional<at::Tensor>& weight, bool training, double eps) {
+  const char* op = "complex_batch_norm_backward";
+  bn_check_backward(grad_in, x_in, mean_in, cov_in, weight, eps, op);
+  const at::Tensor x = x_in.contiguous(), grad = grad_in.contiguous();
+  const at::Tensor mean = mean_in.contiguous(), cov = cov_in.contiguous();
+  const at::Tensor w = weight ? weight->contiguous() : at::Tensor();
+  const int64_t C = x.size(1);
+  at::Tensor gx = at::empty_like(x, at::MemoryFormat::Contiguous);
+  auto ropt = x.options().dtype(real_dtype(x));
+  at::Tensor gw = at::zeros({C, 3}, ropt), gb = at::zeros({C, 2}, ropt);
+  AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_batch_norm_backward", [&] {
+    BatchNormParams<scalar_t> p{};
+    bn_fill_shape(p, x);
+    p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
+    p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
+    p.out = reinterpret_cast<scalar_t*>(gx.data_ptr());
+    p.mean_in = mean.data_ptr<scalar_t>();
+    p.cov_in = cov.data_ptr<scalar_t>();
+    p.weight = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
+    p.grad_weight = gw.data_ptr<scalar_t>();
+    p.grad_bias = gb.data_ptr<scalar_t>();
+    p.eps = eps;
+    p.training = training;
+    p.num_threads = at::get_num_threads();
+    cpu::batch_norm_backward<scalar_t>(p);
+  });
+  return {gx, gw, gb};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(beamkernels, CPU, m) {
+  m.impl("complex_batch_norm", &complex_batch_norm);
+  m.impl("complex_batch_norm_backward", &complex_batch_norm_backward);
+}
+
+}  // namespace beamkernels

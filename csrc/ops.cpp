@@ -52,7 +52,11 @@ TORCH_LIBRARY(beamkernels, m) {
   m.def("complex_batch_norm_backward(Tensor grad, Tensor x, Tensor mean, Tensor cov, Tensor? weight, bool training, float eps) -> (Tensor, Tensor, Tensor)");
 
 
-  // ---- pooling (issue 4) ----
+  // ---- pooling (issue 4): max-pool by magnitude; x complex [N, C, H, W]; indices int64 per
+  // plane (h * W + w), as torch.nn.MaxPool2d's ----
+  m.def("complex_max_pool2d(Tensor x, int[2] kernel_size, int[2] stride, int[2] padding, int[2] dilation, "
+        "bool ceil_mode) -> (Tensor, Tensor)");
+  m.def("complex_max_pool2d_backward(Tensor grad, Tensor indices, SymInt height, SymInt width) -> Tensor");
 
 
   // ---- other layers (issue 4) ----

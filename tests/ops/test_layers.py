@@ -1,0 +1,207 @@
+"""The thin complex ops (plain PyTorch on every device, no backends): average pools, linear,
+dropout, upsample. Checked against torch's real ops on Re and Im (or complex matmul), with
+gradchecks, dropout statistics and bad input."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as tF
+
+import beamkernels
+import beamkernels.functional as F
+from tests.helpers import assert_close, crandn, strided
+
+C128 = torch.complex128
+
+
+def _split(fn, x):
+    return torch.complex(fn(x.real), fn(x.imag))
+
+
+# ---- average pools ----
+@pytest.mark.parametrize("args", [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 0), ceil_mode=True, count_include_pad=False),
+    dict(kernel_size=3, stride=2, divisor_override=5),
+])
+def test_avg_pool_matches_torch_on_re_im(args):
+    x = crandn(2, 3, 7, 9, dtype=C128)
+    y = F.complex_avg_pool2d(x, **args)
+    assert_close(y, _split(lambda t: tF.avg_pool2d(t, **args), x))
+    # The complex mean of one 2x2 window, by hand.
+    if args == dict(kernel_size=2):
+        assert_close(y[1, 2, 0, 0], x[1, 2, :2, :2].mean())
+
+
+@pytest.mark.parametrize("size", [1, (2, 3), (5, None), (4, 4)])
+def test_adaptive_avg_pool_matches_torch_on_re_im(size):
+    x = crandn(2, 3, 7, 9, dtype=C128)
+    assert_close(F.complex_adaptive_avg_pool2d(x, size), _split(lambda t: tF.adaptive_avg_pool2d(t, size), x))
+
+
+def test_avg_pools_strided_unbatched_empty_and_gradcheck():
+    x = strided(crandn(2, 3, 6, 8))
+    assert_close(F.complex_avg_pool2d(x, 2), _split(lambda t: tF.avg_pool2d(t, 2), x.contiguous()))
+    x3 = crandn(3, 6, 6)
+    assert F.complex_avg_pool2d(x3, 2).shape == (3, 3, 3)
+    assert F.complex_adaptive_avg_pool2d(crandn(0, 3, 6, 6), 2).shape == (0, 3, 2, 2)
+    xg = crandn(1, 2, 5, 5, dtype=C128, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: F.complex_avg_pool2d(t, 3, 2, 1), (xg,))
+    assert torch.autograd.gradcheck(lambda t: F.complex_adaptive_avg_pool2d(t, (2, 3)), (xg,))
+
+
+def test_avg_pools_ignore_backend_choice():
+    x = crandn(1, 2, 4, 4)
+    with beamkernels.use_backend("triton"):
+        y = F.complex_avg_pool2d(x, 2)
+    assert torch.equal(y, F.complex_avg_pool2d(x, 2))
+
+
+def test_avg_pool_bad_input():
+    x = crandn(2, 3, 6, 6)
+    with pytest.raises(TypeError, match=r"complex_avg_pool2d: argument 'x' must be a complex tensor"):
+        F.complex_avg_pool2d(x.real, 2)
+    with pytest.raises(ValueError, match=r"'padding' must be at most half"):
+        F.complex_avg_pool2d(x, 2, 2, 2)
+    with pytest.raises(ValueError, match=r"'divisor_override' must be a positive int"):
+        F.complex_avg_pool2d(x, 2, divisor_override=0)
+    with pytest.raises(ValueError, match=r"'output_size' must be a positive int"):
+        F.complex_adaptive_avg_pool2d(x, 0)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\] or unbatched"):
+        F.complex_adaptive_avg_pool2d(x[0, 0], 2)
+
+
+# ---- linear ----
+@pytest.mark.parametrize("shape", [(5, 7), (2, 3, 7), (7,)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_matches_complex_matmul(shape, with_bias):
+    x = crandn(*shape, dtype=C128)
+    w = crandn(4, 7, dtype=C128)
+    b = crandn(4, dtype=C128) if with_bias else None
+    expected = x @ w.T + (b if with_bias else 0)
+    assert_close(F.complex_linear(x, w, b), expected)
+    # by the definition, one output element
+    assert_close(F.complex_linear(x, w, b).reshape(-1, 4)[0, 1],
+                 (x.reshape(-1, 7)[0] * w[1]).sum() + (b[1] if with_bias else 0))
+
+
+def test_linear_gradcheck_and_float32():
+    x = crandn(3, 5, dtype=C128, requires_grad=True)
+    w = crandn(4, 5, dtype=C128, requires_grad=True)
+    b = crandn(4, dtype=C128, requires_grad=True)
+    assert torch.autograd.gradcheck(F.complex_linear, (x, w, b))
+    x32, w32 = crandn(3, 5), crandn(4, 5)
+    assert_close(F.complex_linear(x32, w32), (x32.to(C128) @ w32.to(C128).T).to(torch.complex64))
+    assert F.complex_linear(crandn(0, 5), w32).shape == (0, 4)
+
+
+def test_linear_bad_input():
+    x, w = crandn(3, 5), crandn(4, 5)
+    with pytest.raises(TypeError, match="argument 'weight' must be a complex tensor"):
+        F.complex_linear(x, w.real)
+    with pytest.raises(ValueError, match=r"argument 'x' must be \[\.\.\., 5\]"):
+        F.complex_linear(crandn(3, 6), w)
+    with pytest.raises(ValueError, match=r"'bias' must have shape \[4\], got \[5\]"):
+        F.complex_linear(x, w, crandn(5))
+    with pytest.raises(TypeError, match="argument 'weight' has dtype torch.complex128 but 'x' has dtype torch.complex64"):
+        F.complex_linear(x, w.to(C128))
+    with pytest.raises(ValueError, match="'weight' must be 2-D"):
+        F.complex_linear(x, w[None])
+
+
+# ---- dropout ----
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_one_mask_scaled_once_and_energy_preserved(p):
+    torch.manual_seed(1)
+    x = torch.polar(torch.rand(400_000) + 0.5, torch.rand(400_000) * 2 * math.pi).to(torch.complex64)
+    y = F.complex_dropout(x, p)
+    dropped = y == 0
+    # One mask: Re and Im are zero together, exactly where the mask is.
+    assert torch.equal(y.real == 0, dropped) and torch.equal(y.imag == 0, dropped)
+    # Kept values scaled by 1/(1-p) once (not (1-p)^-2).
+    assert_close(y[~dropped], x[~dropped] / (1 - p), rtol=1e-6, atol=0)
+    # Drop rate p, E[y] = x, and E|y|^2 = |x|^2 / (1 - p) (as real dropout), within ~5 sigma.
+    n = x.numel()
+    assert abs(dropped.float().mean().item() - p) < 5 * math.sqrt(p * (1 - p) / n)
+    ratio = (y.abs() ** 2).mean() / ((x.abs() ** 2).mean() / (1 - p))
+    assert abs(ratio.item() - 1) < 0.01
+    assert abs(((y - x).mean() / x.abs().mean()).item()) < 0.01
+
+
+def test_dropout_eval_edges_and_grad():
+    x = crandn(4, 5, requires_grad=True)
+    assert F.complex_dropout(x, 0.5, training=False) is x
+    assert F.complex_dropout(x, 0.0) is x
+    y = F.complex_dropout(x, 1.0)
+    assert torch.equal(y, torch.zeros_like(x))
+    y.abs().sum().backward()
+    assert torch.isfinite(torch.view_as_real(x.grad)).all()
+    # The gradient is the same mask and scale.
+    x2 = crandn(1000, requires_grad=True)
+    torch.manual_seed(3)
+    y2 = F.complex_dropout(x2, 0.3)
+    (g,) = torch.autograd.grad(y2, x2, torch.ones_like(y2))
+    assert torch.equal(g, (y2 != 0).to(g.dtype) / 0.7)
+    assert F.complex_dropout(crandn(0, 3), 0.5).shape == (0, 3)
+
+
+def test_dropout2d_zeroes_whole_channels():
+    torch.manual_seed(2)
+    x = crandn(64, 16, 5, 6) + 3  # no exact zeros
+    y = F.complex_dropout2d(x, 0.5)
+    zero = (y == 0).flatten(2)
+    per_channel = zero.all(-1)
+    assert torch.equal(zero.any(-1), per_channel)  # a channel is dropped whole or not at all
+    assert 0.4 < per_channel.float().mean().item() < 0.6
+    kept = ~per_channel
+    assert_close(y.flatten(2)[kept], x.flatten(2)[kept] / 0.5, rtol=1e-6, atol=0)
+    y3 = F.complex_dropout2d(crandn(8, 4, 4) + 3, 0.5)  # unbatched [C, H, W]: per channel
+    z3 = (y3 == 0).flatten(1)
+    assert torch.equal(z3.any(-1), z3.all(-1))
+    assert F.complex_dropout2d(x, 0.5, training=False) is x
+
+
+def test_dropout_bad_input():
+    x = crandn(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"complex_dropout: argument 'p' must be in \[0, 1\], got 1.5"):
+        F.complex_dropout(x, 1.5)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\], got -0.1"):
+        F.complex_dropout2d(x, -0.1)
+    with pytest.raises(TypeError, match="argument 'p' must be a number"):
+        F.complex_dropout(x, "0.5")
+    with pytest.raises(TypeError, match="must be a complex tensor"):
+        F.complex_dropout(x.real, 0.5)
+    with pytest.raises(ValueError, match=r"complex_dropout2d: argument 'x' must be \[N, C, H, W\]"):
+        F.complex_dropout2d(x[0, 0], 0.5)
+
+
+# ---- upsample ----
+@pytest.mark.parametrize("kw", [
+    dict(scale_factor=2, mode="nearest"),
+    dict(size=(5, 7), mode="nearest"),
+    dict(scale_factor=2, mode="bilinear", align_corners=False),
+    dict(size=(9, 4), mode="bilinear", align_corners=True),
+])
+def test_upsample_matches_torch_on_re_im(kw):
+    x = crandn(2, 3, 4, 5, dtype=C128)
+    assert_close(F.complex_upsample(x, **kw), _split(lambda t: tF.interpolate(t, **kw), x))
+
+
+def test_upsample_gradcheck_strided_and_bad_input():
+    x = crandn(1, 2, 3, 4, dtype=C128, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: F.complex_upsample(t, scale_factor=2, mode="bilinear"), (x,))
+    xs = strided(crandn(1, 2, 3, 4))
+    assert_close(F.complex_upsample(xs, scale_factor=2), _split(lambda t: tF.interpolate(t, scale_factor=2), xs))
+    assert F.complex_upsample(crandn(2, 3, 4), scale_factor=2).shape == (2, 3, 8)  # 1-D nearest
+    with pytest.raises(ValueError, match="argument 'mode' must be one of"):
+        F.complex_upsample(x, scale_factor=2, mode="bicubic")
+    with pytest.raises(ValueError, match="mode 'bilinear' needs a 4-D input"):
+        F.complex_upsample(crandn(2, 3, 4), scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match="exactly one of 'size' and 'scale_factor'"):
+        F.complex_upsample(x)
+    with pytest.raises(ValueError, match="'align_corners' applies only to mode 'bilinear'"):
+        F.complex_upsample(x, scale_factor=2, align_corners=True)
+    with pytest.raises(TypeError, match="must be a complex tensor"):
+        F.complex_upsample(x.real, scale_factor=2)

@@ -21,8 +21,12 @@ __all__ = [
     "spectral_efficiency",
     "svd_bound",
     "snr_sweep",
+    "se_vs_snr",
+    "normalize_power",
     "omp_precoder",
     "omp_combiner",
+    "mmse_combiner",
+    "omp_rate",
 ]
 
 
@@ -78,6 +82,11 @@ def _check_sef(H, F, W, fn):
     if F.shape[-2] != Nt or W.shape[-2] != Nr or F.shape[-1] != W.shape[-1]:
         raise ValueError(f"{fn}: shapes do not match: H {list(H.shape)} is [..., Nr, Nt], need F [..., Nt={Nt}, Ns] and "
                          f"W [..., Nr={Nr}, Ns] with the same Ns; got F {list(F.shape)}, W {list(W.shape)}")
+    try:
+        torch.broadcast_shapes(H.shape[:-2], F.shape[:-2], W.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"{fn}: the leading dims of H {list(H.shape)}, F {list(F.shape)} and W {list(W.shape)} "
+                         f"do not broadcast") from None
     if not (H.device == F.device == W.device):
         raise ValueError(f"{fn}: H, F, W must be on one device, got {H.device}, {F.device}, {W.device}")
 

@@ -167,6 +167,11 @@ class ChannelBatch:
     def __len__(self) -> int:
         return self.H.shape[0]
 
+    def __repr__(self) -> str:
+        parts = [f"{f.name}={list(getattr(self, f.name).shape)}" for f in fields(self)
+                 if isinstance(getattr(self, f.name), torch.Tensor)]
+        return f"ChannelBatch({', '.join(parts)}, dtype={self.H.dtype}, device={self.H.device})"
+
     def __getitem__(self, idx) -> "ChannelBatch":
         return self._map(lambda t: t[idx])
 
@@ -183,7 +188,7 @@ def optimal_precoders(H: torch.Tensor, Ns: int) -> Tuple[torch.Tensor, torch.Ten
     if not 1 <= Ns <= min(H.shape[-2:]):
         raise ValueError(f"optimal_precoders: need 1 <= Ns <= min(Nr, Nt)={min(H.shape[-2:])}, got Ns={Ns}")
     U, _, Vh = torch.linalg.svd(H, full_matrices=False)
-    return Vh[..., :Ns, :].mH, U[..., :, :Ns]
+    return Vh[..., :Ns, :].mH.resolve_conj().contiguous(), U[..., :, :Ns].contiguous()
 
 
 def _make_generator(seed, generator) -> torch.Generator:

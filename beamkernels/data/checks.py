@@ -1,4 +1,4 @@
-"""Data errors and the target check (do the stored Fopt/Wopt really are the SVD targets of H?)."""
+"""Data errors and the target check (are the stored Fopt/Wopt really the SVD targets of H?)."""
 
 from __future__ import annotations
 

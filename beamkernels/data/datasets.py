@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -36,8 +36,14 @@ class GeneratedChannels(torch.utils.data.IterableDataset):
     number of steps). Within a rank the chunks are dealt round-robin to the DataLoader workers.
     Chunk i of rank r in epoch e is drawn with seed f(seed, e, r, i): the data of a rank does not
     depend on the number of workers, ranks and workers never repeat each other, and a run is
-    reproducible. Call ``set_epoch(e)`` at the start of every epoch (as with DistributedSampler)
-    to get new samples; without it every epoch yields the same ones.
+    reproducible.
+
+    Epochs: the epoch used is ``set_epoch``'s value plus the number of iterations this copy of
+    the dataset has started since then (a copy sent to a worker starts from the set value). Call ``set_epoch(e)`` at the start of every epoch (as with
+    DistributedSampler): then epoch e is the same data with num_workers=0, with workers, and with
+    persistent workers (whose copies never see set_epoch but count their own epochs). Without
+    set_epoch, num_workers=0 and persistent workers still get new samples every epoch, but
+    non-persistent workers (a fresh copy per epoch) would repeat epoch 0.
     """
 
     def __init__(self, config: Optional[ChannelConfig] = None, num_samples: int = 10000, seed: int = 0,
@@ -51,9 +57,13 @@ class GeneratedChannels(torch.utils.data.IterableDataset):
         self.chunk_size = int(chunk_size)
         self.dtype = dtype
         self.epoch = 0
+        self._since_set = 0  # iterations started since set_epoch, in process _count_pid
+        self._count_pid = os.getpid()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+        self._since_set = 0
+
 
     def _per_rank(self, world: int) -> int:
         return -(-self.num_samples // world)
@@ -65,11 +75,17 @@ class GeneratedChannels(torch.utils.data.IterableDataset):
         rank, world = _dist_rank_world()
         info = torch.utils.data.get_worker_info()
         wid, nw = (0, 1) if info is None else (info.id, info.num_workers)
+        # A copy in a DataLoader worker (forked or spawned) starts counting at the epoch last set,
+        # whatever the parent's copy iterated itself: the count belongs to one process.
+        if self._count_pid != os.getpid():
+            self._count_pid, self._since_set = os.getpid(), 0
+        epoch = self.epoch + self._since_set
+        self._since_set += 1
         n = self._per_rank(world)
         n_chunks = -(-n // self.chunk_size)
         for c in range(wid, n_chunks, nw):
             size = min(self.chunk_size, n - c * self.chunk_size)
-            b = generate_channels(size, self.config, seed=_chunk_seed(self.seed, self.epoch, rank, c), dtype=self.dtype)
+            b = generate_channels(size, self.config, seed=_chunk_seed(self.seed, epoch, rank, c), dtype=self.dtype)
             for j in range(size):
                 yield {"H": b.H[j], "Fopt": b.Fopt[j], "Wopt": b.Wopt[j]}
 

@@ -57,6 +57,8 @@ def _load_v73(path: str) -> Dict[str, np.ndarray]:
                 if name.startswith("#") or not isinstance(obj, h5py.Dataset):
                     continue  # '#refs#' / '#subsystem#' (cells, objects) and structs: not numeric arrays
                 dt = obj.dtype
+                if obj.attrs.get("MATLAB_empty", 0):
+                    continue  # an empty MATLAB array (the dataset holds its dims, not data)
                 if dt.names is not None:
                     if set(dt.names) != {"real", "imag"}:
                         continue

@@ -143,3 +143,15 @@ def _flat(state):
     m.load_state_dict(state)
     return torch.cat([torch.view_as_real(p.detach()).flatten() if p.is_complex() else p.detach().flatten()
                       for p in m.parameters()])
+
+
+def test_cli_info_loads_the_extension_in_a_fresh_process():
+    """`python -m beamkernels` imports the package before torch: the extension must still load."""
+    import beamkernels
+
+    p = subprocess.run([sys.executable, "-m", "beamkernels", "info"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "available backends:" in p.stdout
+    if beamkernels._ext.LOADED:
+        assert '"extension": true' in p.stdout, p.stdout

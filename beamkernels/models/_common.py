@@ -7,9 +7,26 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import nn as bnn
-from beamkernels.models.outputs import split_outputs
+from beamkernels.models.outputs import matched_combiner, normalize_precoder, split_outputs
 
 ACTIVATIONS = ("modrelu", "crelu", "zrelu", "cardioid")
+# "head": W is predicted by its own head (the thesis design); "matched": W is computed from H and
+# the predicted F (orthonormal basis of col(H_k F_k), the best receiver for that F; no W head).
+COMBINERS = ("head", "matched")
+
+
+def check_combiner(name: str) -> str:
+    if name not in COMBINERS:
+        raise ValueError(f"combiner must be one of {', '.join(COMBINERS)}; got {name!r}")
+    return name
+
+
+def finish(H: Tensor, F: Tensor, W: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The model's outputs: F normalized, W from the head (normalized) or matched to H F."""
+    if W is None:
+        F = normalize_precoder(F)
+        return F, matched_combiner(H, F)
+    return split_outputs(F, W)
 
 
 def check_activation(name: str) -> str:
@@ -43,20 +60,21 @@ class ConvBNAct(nn.Module):
 
 
 class DenseHeads(nn.Module):
-    """Two complex linear heads from a feature vector: F [B, K, Nt, Ns] and W [B, K, Nr, Ns],
-    then the shared output normalizations."""
+    """Complex linear heads from a feature vector: F [B, K, Nt, Ns] and (with_w) W [B, K, Nr, Ns],
+    unnormalized (see finish)."""
 
-    def __init__(self, features: int, K: int, Nr: int, Nt: int, Ns: int, device=None, dtype=None):
+    def __init__(self, features: int, K: int, Nr: int, Nt: int, Ns: int, with_w: bool = True, device=None,
+                 dtype=None):
         super().__init__()
         self.K, self.Nr, self.Nt, self.Ns = K, Nr, Nt, Ns
         self.f_head = bnn.ComplexLinear(features, K * Nt * Ns, device=device, dtype=dtype)
-        self.w_head = bnn.ComplexLinear(features, K * Nr * Ns, device=device, dtype=dtype)
+        self.w_head = bnn.ComplexLinear(features, K * Nr * Ns, device=device, dtype=dtype) if with_w else None
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
         B = z.shape[0]
         F = self.f_head(z).reshape(B, self.K, self.Nt, self.Ns)
-        W = self.w_head(z).reshape(B, self.K, self.Nr, self.Ns)
-        return split_outputs(F, W)
+        W = self.w_head(z).reshape(B, self.K, self.Nr, self.Ns) if self.w_head is not None else None
+        return F, W
 
 
 def check_input(H: Tensor, K: int, Nr: int, Nt: int, name: str) -> None:

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import nn as bnn
-from beamkernels.models._common import ConvBNAct, DenseHeads, check_activation, check_input, make_activation
+from beamkernels.models._common import (ConvBNAct, DenseHeads, check_activation, check_combiner, check_input, finish,
+                                        make_activation)
 from beamkernels.models.registry import register
 
 
@@ -33,6 +34,8 @@ class ComplexResNet(nn.Module):
     block; three stages each a stride-2 ConvBNAct (w -> 2w -> 4w -> 8w; 36x144 -> 18x72 -> 9x36
     -> 5x18) and residual blocks; complex adaptive average pool to 4 x 9; flatten (8w*36 = 4608);
     ComplexLinear(4608 -> hidden = 512) + activation; dense heads to F and W.
+    ``combiner``: "head" (default: W from its own head) or "matched" (no W head; W = the matched
+    combiner of H and the predicted F, as in thesis-real-encoder).
     Output: F [B, K, Nt, Ns] (||F_k||_F^2 = Ns), W [B, K, Nr, Ns] (unit-norm columns), complex.
     Parameters at the default config: 7,549,584 (real; a complex weight counts 2).
     """
@@ -40,9 +43,11 @@ class ComplexResNet(nn.Module):
     DOCUMENTED_PARAMS = 7_549_584
 
     def __init__(self, K: int = 5, Nr: int = 36, Nt: int = 144, Ns: int = 2, width: int = 16,
-                 blocks: int = 1, hidden: int = 512, activation: str = "modrelu", device=None, dtype=None):
+                 blocks: int = 1, hidden: int = 512, activation: str = "modrelu", combiner: str = "head",
+                 device=None, dtype=None):
         super().__init__()
         check_activation(activation)
+        self.combiner = check_combiner(combiner)
         self.K, self.Nr, self.Nt, self.Ns = K, Nr, Nt, Ns
         kw = dict(device=device, dtype=dtype or torch.complex64)
         layers: list[nn.Module] = [ConvBNAct(K, width, activation, **kw)]
@@ -56,9 +61,9 @@ class ComplexResNet(nn.Module):
         self.pool = bnn.ComplexAdaptiveAvgPool2d((4, 9))
         self.fc = bnn.ComplexLinear(c * 36, hidden, **kw)
         self.fc_act = make_activation(activation, hidden, **kw)
-        self.heads = DenseHeads(hidden, K, Nr, Nt, Ns, **kw)
+        self.heads = DenseHeads(hidden, K, Nr, Nt, Ns, with_w=combiner == "head", **kw)
 
     def forward(self, H: Tensor) -> tuple[Tensor, Tensor]:
         check_input(H, self.K, self.Nr, self.Nt, "complex-resnet")
         z = self.pool(self.encoder(H)).flatten(1)
-        return self.heads(self.fc_act(self.fc(z)))
+        return finish(H, *self.heads(self.fc_act(self.fc(z))))

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import nn as bnn
-from beamkernels.models._common import DenseHeads, check_activation, check_input, make_activation
+from beamkernels.models._common import DenseHeads, check_activation, check_combiner, check_input, finish, make_activation
 from beamkernels.models.outputs import matched_combiner, normalize_precoder
 from beamkernels.models.registry import register
 
@@ -105,6 +105,8 @@ class ThesisComplexCNN(nn.Module):
     (-> 4x18); flatten (4w x 4 x 18 = 64*4*18 = 4608); ComplexLinear(4608 -> 1024) + activation;
     two ComplexLinear heads: 1024 -> K*Nt*Ns (F) and 1024 -> K*Nr*Ns (W).
     ``activation``: modrelu (default), crelu, zrelu or cardioid.
+    ``combiner``: "head" (default: W from its own head) or "matched" (no W head; W = the matched
+    combiner of H and the predicted F, as in thesis-real-encoder).
     Output: F [B, K, Nt, Ns] (||F_k||_F^2 = Ns), W [B, K, Nr, Ns] (unit-norm columns), complex.
     Parameters at the default config: 13,178,112 (real; a complex weight counts 2).
     """
@@ -112,9 +114,10 @@ class ThesisComplexCNN(nn.Module):
     DOCUMENTED_PARAMS = 13_178_112
 
     def __init__(self, K: int = 5, Nr: int = 36, Nt: int = 144, Ns: int = 2, width: int = 16,
-                 hidden: int = 1024, activation: str = "modrelu", device=None, dtype=None):
+                 hidden: int = 1024, activation: str = "modrelu", combiner: str = "head", device=None, dtype=None):
         super().__init__()
         check_activation(activation)
+        self.combiner = check_combiner(combiner)
         self.K, self.Nr, self.Nt, self.Ns = K, Nr, Nt, Ns
         kw = dict(device=device, dtype=dtype or torch.complex64)
         chans = [width, 2 * width, 4 * width]
@@ -127,9 +130,9 @@ class ThesisComplexCNN(nn.Module):
         self.flat_features = chans[-1] * _pooled(Nr, 3) * _pooled(Nt, 3)
         self.fc = bnn.ComplexLinear(self.flat_features, hidden, **kw)
         self.fc_act = make_activation(activation, hidden, **kw)
-        self.heads = DenseHeads(hidden, K, Nr, Nt, Ns, **kw)
+        self.heads = DenseHeads(hidden, K, Nr, Nt, Ns, with_w=combiner == "head", **kw)
 
     def forward(self, H: Tensor) -> tuple[Tensor, Tensor]:
         check_input(H, self.K, self.Nr, self.Nt, "thesis-complex-cnn")
         z = self.features(H).flatten(1)
-        return self.heads(self.fc_act(self.fc(z)))
+        return finish(H, *self.heads(self.fc_act(self.fc(z))))

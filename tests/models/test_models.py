@@ -125,3 +125,17 @@ def test_matched_combiner_spans_HF():
     torch.testing.assert_close(W.mH @ W, torch.eye(Ns, dtype=W.dtype).expand(2, K, Ns, Ns), rtol=1e-5, atol=1e-5)
     HF = H @ F
     torch.testing.assert_close(W @ (W.mH @ HF), HF, rtol=1e-4, atol=1e-3)  # HF lies in span(W)
+
+
+@pytest.mark.parametrize("name", ["thesis-complex-cnn", "complex-unet", "complex-resnet"])
+def test_matched_combiner_option(name):
+    head = zoo.create(name, **TINY[name])
+    m = zoo.create(name, combiner="matched", **TINY[name])
+    assert zoo.count_parameters(m) < zoo.count_parameters(head)  # no W head
+    H = _H()
+    F, W = m(H)
+    torch.testing.assert_close(W, zoo.matched_combiner(H, F))
+    (-(W.mH @ H @ F).abs().square().sum()).backward()
+    assert all(p.grad is not None for p in m.parameters())
+    with pytest.raises(ValueError, match="combiner must be one of head, matched"):
+        zoo.create(name, combiner="mmse")

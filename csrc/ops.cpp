@@ -31,8 +31,9 @@ TORCH_LIBRARY(beamkernels, m) {
   // Fused activation(conv2d(x, weight) + bias) on complex x [N, C_in, H, W], weight
   // [C_out, C_in / groups, kh, kw], bias [C_out] complex; activation code as enum Activation
   // (0 none, 1 crelu, 2 zrelu, 3 modrelu, 4 cardioid); activation_bias real [C_out] (modReLU only).
-  // Returns (y, saved): saved is the backend's pre-activation buffer that the backward needs
-  // (CPU: the planar real [N, 2 C_out, Ho, Wo] conv output without bias).
+  // Returns (y, saved): saved is the pre-activation buffer that the backward needs, on CPU and
+  // CUDA the planar real [N, 2 C_out, Ho, Wo] conv output without bias (Re z at channel 2o,
+  // Im z at 2o + 1).
   m.def("complex_conv2d(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
         "int groups, int activation, Tensor? activation_bias) -> (Tensor, Tensor)");
   // output_mask = which of (grad_x, grad_weight, grad_bias, grad_activation_bias) to compute;

@@ -21,7 +21,7 @@ from torch import Tensor
 from beamkernels import _ext
 from beamkernels import reference as ref
 from beamkernels._backend import resolve
-from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype, check_tensor
+from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype
 from beamkernels.ops import _triton
 
 # Activation codes shared with csrc/activation.h (enum Activation) and kernels/triton/activation.py.
@@ -376,7 +376,9 @@ def complex_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = No
     """Fused complex transposed 2-D convolution: ``activation(conv_transpose2d(x, weight) + bias)``.
 
     x: complex [N, C_in, H, W]; weight: complex [C_in, C_out / groups, kh, kw] (torch's layout);
-    the transpose (not the conjugate transpose) of conv2d, as torch computes it.
+    the transpose (not the conjugate transpose) of conv2d, as torch computes it. The compiled and
+    Triton backends run it as a stride-1 complex_conv2d on the zero-inserted, padded input with
+    the flipped, transposed weight (see _transposed_as_conv).
 
     Equivalent to: ``act(torch.nn.functional.conv_transpose2d(x, weight, bias, stride, padding,
     output_padding, groups, dilation))``.
@@ -414,6 +416,31 @@ def complex_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = No
             raise ValueError(f"beamkernels.{op}: the output would be empty in spatial dim {i} (size {size}); "
                              f"padding={padding} is too large")
     _check_activation(op, activation, activation_bias, cout, x)
-    resolve(op, x.device, implemented=("reference",))
-    return ref.complex_conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation,
-                                        activation, activation_bias)
+    backend = resolve(op, x.device, implemented=_implemented_conv2d())
+    if backend == "reference":
+        return ref.complex_conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation,
+                                            activation, activation_bias)
+    x_conv, w_conv = _transposed_as_conv(x, weight, stride, padding, output_padding, groups, dilation)
+    return _conv2d_dispatch(op, x_conv, w_conv, bias, (1, 1), (0, 0), dilation, groups, activation, activation_bias)
+
+
+def _transposed_as_conv(x: Tensor, weight: Tensor, stride, padding, output_padding, groups: int, dilation):
+    """conv_transpose2d as a stride-1 conv2d (so that it runs on the fused conv kernels):
+    conv_transpose2d(x, W) = conv2d(pad(zero_insert(x, s), d (k - 1) - p, + output_padding on the far
+    side), W', dilation d) with W'[o, c] = W[c, o] flipped in space (per group; no conjugation:
+    the transpose, not the adjoint). Negative pads crop. Zero insertion makes a stride-s transposed
+    conv cost s_h * s_w times the useful work."""
+    n, c, h, w = x.shape
+    sh, sw = stride
+    if sh > 1 or sw > 1:
+        up = x.new_zeros((n, c, (h - 1) * sh + 1, (w - 1) * sw + 1))
+        up[:, :, ::sh, ::sw] = x
+        x = up
+    kh, kw = weight.shape[2], weight.shape[3]
+    ph = dilation[0] * (kh - 1) - padding[0]
+    pw = dilation[1] * (kw - 1) - padding[1]
+    x = TF.pad(x, (pw, pw + output_padding[1], ph, ph + output_padding[0]))
+    cin, cout_g = weight.shape[0], weight.shape[1]
+    w_conv = (weight.reshape(groups, cin // groups, cout_g, kh, kw).transpose(1, 2)
+              .reshape(groups * cout_g, cin // groups, kh, kw).flip(-2, -1))
+    return x, w_conv

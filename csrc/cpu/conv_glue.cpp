@@ -9,72 +9,18 @@
 // (csrc/cpu/conv.cpp) straight into interleaved y: no layout copy of x or y. Output channels are
 // ordered (o, part) so that a group of the real conv is exactly a group of the complex conv.
 // Backward: our prologue applies the activation's derivative and writes the planar dL/dz, then
-// ATen's real conv backward gives dL/dx directly in x's interleaved layout (it is the transposed
-// conv with the conjugated complex weight) and the real weight gradient, folded back to
-// dL/dW = dL/dWr + i dL/dWi.
+// ATen's real conv backward gives the real weight gradient, folded back to
+// dL/dW = dL/dWr + i dL/dWi, and dL/dx (the transposed conv with the conjugated complex weight)
+// from the stride-1 block-real form of the same conv, interleaved by one copy.
 #include <ATen/Parallel.h>
 
 #include <array>
 
+#include "conv_glue.h"
 #include "cpu/conv_cpu.h"
-#include "glue.h"
 
 namespace beamkernels {
 namespace {
-
-struct Geometry {
-  int64_t n, cin, h, w, cout, kh, kw, ho, wo;
-};
-
-Geometry check_conv(const char* op, const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
-                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                    int64_t activation, const c10::optional<at::Tensor>& act_bias) {
-  check_complex(x, op, "x");
-  check_complex(weight, op, "weight");
-  TORCH_CHECK(x.dim() == 4, "beamkernels.", op, ": argument 'x' must have 4 dims [N, C, H, W], got shape ", x.sizes());
-  TORCH_CHECK(weight.dim() == 4, "beamkernels.", op,
-              ": argument 'weight' must have 4 dims [C_out, C_in / groups, kh, kw], got shape ", weight.sizes());
-  TORCH_CHECK(weight.scalar_type() == x.scalar_type() && weight.device() == x.device(), "beamkernels.", op,
-              ": 'weight' (", weight.scalar_type(), " on ", weight.device(), ") must match 'x' (", x.scalar_type(),
-              " on ", x.device(), ")");
-  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2, "beamkernels.", op,
-              ": stride, padding and dilation must have 2 values each");
-  for (int i = 0; i < 2; ++i) {
-    TORCH_CHECK(stride[i] >= 1 && dilation[i] >= 1 && padding[i] >= 0, "beamkernels.", op,
-                ": stride and dilation must be >= 1 and padding >= 0, got stride=", stride, " padding=", padding,
-                " dilation=", dilation);
-  }
-  Geometry g{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), weight.size(2), weight.size(3), 0, 0};
-  TORCH_CHECK(groups >= 1 && g.cin % groups == 0 && g.cout % groups == 0, "beamkernels.", op, ": groups=", groups,
-              " must divide both the input channels (", g.cin, ") and the output channels (", g.cout, ")");
-  TORCH_CHECK(weight.size(1) * groups == g.cin, "beamkernels.", op, ": x has ", g.cin, " channels but weight.shape[1] * groups = ",
-              weight.size(1) * groups);
-  if (bias.has_value()) {
-    check_complex(*bias, op, "bias");
-    TORCH_CHECK(bias->scalar_type() == x.scalar_type() && bias->device() == x.device(), "beamkernels.", op,
-                ": 'bias' must match x's dtype and device");
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.cout, "beamkernels.", op, ": argument 'bias' must have shape [",
-                g.cout, "], got ", bias->sizes());
-  }
-  TORCH_CHECK(activation >= 0 && activation <= 4, "beamkernels.", op, ": activation code must be 0..4, got ", activation);
-  TORCH_CHECK(act_bias.has_value() == (activation == static_cast<int64_t>(Activation::kModReLU)), "beamkernels.", op,
-              ": 'activation_bias' must be given exactly when the activation is modReLU (code 3)");
-  if (act_bias.has_value()) {
-    TORCH_CHECK(!act_bias->is_complex() && act_bias->scalar_type() == real_dtype(x), "beamkernels.", op,
-                ": argument 'activation_bias' must be a real tensor of dtype ", real_dtype(x), ", got ",
-                act_bias->scalar_type());
-    TORCH_CHECK(act_bias->dim() == 1 && act_bias->size(0) == g.cout, "beamkernels.", op,
-                ": argument 'activation_bias' must have shape [", g.cout, "], got ", act_bias->sizes());
-    TORCH_CHECK(act_bias->device() == x.device(), "beamkernels.", op, ": 'activation_bias' is on ", act_bias->device(),
-                " but 'x' is on ", x.device());
-  }
-  const int64_t span_h = dilation[0] * (g.kh - 1) + 1, span_w = dilation[1] * (g.kw - 1) + 1;
-  TORCH_CHECK(g.h + 2 * padding[0] >= span_h && g.w + 2 * padding[1] >= span_w, "beamkernels.", op,
-              ": the kernel is bigger than the padded input");
-  g.ho = (g.h + 2 * padding[0] - span_h) / stride[0] + 1;
-  g.wo = (g.w + 2 * padding[1] - span_w) / stride[1] + 1;
-  return g;
-}
 
 // Complex weight [C_out, Cg, kh, kw] -> real weight of the interleaved formulation (see top).
 at::Tensor real_weight(const at::Tensor& weight, int64_t dil_w) {
@@ -111,13 +57,55 @@ at::Tensor block_real_weight(const at::Tensor& weight) {
   return at::stack({re_row, im_row}, 1).reshape({2 * weight.size(0), 2 * weight.size(1), weight.size(2), weight.size(3)});
 }
 
-// Backward-data choice (measured, README): with few input channels the strided transposed conv
-// that the interleaved formulation needs is ~2x slower in ATen than a stride-1 block-real one
-// plus one interleaving copy of dL/dx; with many channels (small images) the interleaved one wins.
-bool block_real_dgrad(const Geometry& g, int64_t groups) { return g.cin / groups < 16; }
-
 at::Tensor real_view(const at::Tensor& x) {  // contiguous complex [N, C, H, W] -> real [N, C, H, 2W]
   return at::view_as_real(x).reshape({x.size(0), x.size(1), x.size(2), 2 * x.size(3)});
+}
+
+// Formulation by shape (measured single-threaded, README): with many input channels per group the
+// layer is compute-bound and Gauss's 3 real convs (3 real MACs per complex MAC) beat the one
+// interleaved conv (4); with few, the interleaved conv's saved layout copies win.
+bool use_gauss(const Geometry& g, int64_t groups) { return g.cin / groups >= 32; }
+
+// Gauss: k1 = conv(xr + xi, Wr), k2 = conv(xr, Wi - Wr), k3 = conv(xi, Wr + Wi);
+// Re z = k1 - k3, Im z = k1 + k2. Returns the planar [N, 2 C_out, Ho, Wo] (Re at 2o, Im at 2o + 1).
+at::Tensor gauss_forward(const at::Tensor& x, const at::Tensor& weight, const Geometry& g, at::IntArrayRef stride,
+                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+  const at::Tensor xr = at::real(x).contiguous(), xi = at::imag(x).contiguous();
+  const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
+  auto conv = [&](const at::Tensor& a, const at::Tensor& w) {
+    return at::convolution(a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups);
+  };
+  const at::Tensor k1 = conv(xr + xi, wr), k2 = conv(xr, wi - wr), k3 = conv(xi, wr + wi);
+  return at::stack({k1 - k3, k1 + k2}, 2).view({g.n, 2 * g.cout, g.ho, g.wo});
+}
+
+// Backward of gauss_forward from the planar dL/dz: dk1 = gR + gI, dk2 = gI, dk3 = -gR, then each
+// real conv's data and weight gradients, summed back to (dL/dxr, dL/dxi) and (dL/dWr, dL/dWi).
+void gauss_backward(const at::Tensor& grad_planar, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
+                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                    bool need_x, bool need_w, at::Tensor& gx, at::Tensor& gw) {
+  const at::Tensor gp = grad_planar.view({g.n, g.cout, 2, g.ho, g.wo});
+  const at::Tensor g_re = gp.select(2, 0), g_im = gp.select(2, 1);
+  const at::Tensor dk1 = (g_re + g_im).contiguous(), dk2 = g_im.contiguous(), dk3 = (-g_re).contiguous();
+  const at::Tensor xr = at::real(x).contiguous(), xi = at::imag(x).contiguous();
+  const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
+  auto back = [&](const at::Tensor& d, const at::Tensor& a, const at::Tensor& w) {
+    return at::convolution_backward(d, a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups,
+                                    {need_x, need_w, false});
+  };
+  auto b1 = back(dk1, xr + xi, wr);
+  auto b2 = back(dk2, xr, wi - wr);
+  auto b3 = back(dk3, xi, wr + wi);
+  if (need_x) {
+    const at::Tensor& dxs = std::get<0>(b1);
+    gx = at::complex(std::get<0>(b2) + dxs, std::get<0>(b3) + dxs);
+  }
+  if (need_w) {
+    const at::Tensor& d1 = std::get<1>(b1);
+    const at::Tensor& d2 = std::get<1>(b2);
+    const at::Tensor& d3 = std::get<1>(b3);
+    gw = at::complex(d1 - d2 + d3, d2 + d3);
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const at::Tensor& weight,
@@ -127,13 +115,14 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
   const char* op = "complex_conv2d";
   const Geometry g = check_conv(op, x_in, weight, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
   const at::Tensor x = x_in.contiguous();
-  const at::Tensor real_w = real_weight(weight, dilation[1]);
   at::Tensor planar;
   if (g.n == 0) {
-    planar = at::empty({0, 2 * g.cout, g.ho, g.wo}, real_w.options());
+    planar = at::empty({0, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)));
+  } else if (use_gauss(g, groups)) {
+    planar = gauss_forward(x, weight, g, stride, padding, dilation, groups);
   } else {
-    planar = at::convolution(real_view(x), real_w, c10::nullopt, {stride[0], 2 * stride[1]}, {padding[0], 2 * padding[1]},
-                             {dilation[0], 1}, false, {0, 0}, groups)
+    planar = at::convolution(real_view(x), real_weight(weight, dilation[1]), c10::nullopt, {stride[0], 2 * stride[1]},
+                             {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups)
                  .contiguous();
   }
   at::Tensor y = at::empty({g.n, g.cout, g.ho, g.wo}, x.options());
@@ -163,11 +152,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
     int64_t activation, const c10::optional<at::Tensor>& act_bias_in, std::array<bool, 4> output_mask) {
   const char* op = "complex_conv2d_backward";
   const Geometry g = check_conv(op, x_in, weight, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
-  TORCH_CHECK(grad_in.scalar_type() == x_in.scalar_type() && grad_in.sizes() == at::IntArrayRef({g.n, g.cout, g.ho, g.wo}),
-              "beamkernels.", op, ": 'grad' must be ", x_in.scalar_type(), " of shape [", g.n, ", ", g.cout, ", ", g.ho,
-              ", ", g.wo, "], got ", grad_in.scalar_type(), " ", grad_in.sizes());
-  TORCH_CHECK(saved.scalar_type() == real_dtype(x_in) && saved.sizes() == at::IntArrayRef({g.n, 2 * g.cout, g.ho, g.wo}),
-              "beamkernels.", op, ": 'saved' must be the second output of complex_conv2d, got ", saved.sizes());
+  check_conv_backward(op, g, grad_in, saved, x_in);
   const at::Tensor x = x_in.contiguous(), grad = grad_in.contiguous(), planar = saved.contiguous();
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
@@ -195,16 +180,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   if (output_mask[2] && bias.defined()) gb = at::complex(sums.select(1, 0), sums.select(1, 1));
   if (output_mask[3] && act_bias.defined()) gab = sums.select(1, 2).contiguous();
   if (output_mask[0] || output_mask[1]) {
-    const at::Tensor real_w = real_weight(weight, dilation[1]);
     if (g.n == 0) {
       if (output_mask[0]) gx = at::zeros_like(x);
       if (output_mask[1]) gw = at::zeros_like(weight, at::MemoryFormat::Contiguous);
+    } else if (use_gauss(g, groups)) {
+      gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0], output_mask[1], gx, gw);
     } else {
-      const bool dgrad_block = output_mask[0] && block_real_dgrad(g, groups);
-      auto grads = at::convolution_backward(grad_planar, real_view(x), real_w, c10::nullopt, {stride[0], 2 * stride[1]},
-                                            {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups,
-                                            {output_mask[0] && !dgrad_block, output_mask[1], false});
-      if (dgrad_block) {
+      // dL/dW from the interleaved formulation's real conv; dL/dx from a stride-1 block-real
+      // backward-data conv (measured single-threaded: as fast as the interleaved one's strided
+      // transposed conv for many channels, 1.4-2.7x faster for few channels or a small batch).
+      if (output_mask[1]) {
+        const at::Tensor gwr = std::get<1>(at::convolution_backward(
+            grad_planar, real_view(x), real_weight(weight, dilation[1]), c10::nullopt, {stride[0], 2 * stride[1]},
+            {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups, {false, true, false}));
+        gw = complex_weight_grad(gwr, weight, dilation[1]);
+      }
+      if (output_mask[0]) {
         // Only the input's shape matters for the data gradient: an uninitialized placeholder.
         const at::Tensor shape_only = at::empty({g.n, 2 * g.cin, g.h, g.w}, planar.options());
         const at::Tensor gxb = std::get<0>(at::convolution_backward(
@@ -212,10 +203,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
             groups, {true, false, false}));
         // planar [N, C_in, 2, H, W] -> interleaved complex [N, C_in, H, W]: one copy.
         gx = at::view_as_complex(gxb.view({g.n, g.cin, 2, g.h, g.w}).permute({0, 1, 3, 4, 2}).contiguous());
-      } else if (output_mask[0]) {
-        gx = at::view_as_complex(std::get<0>(grads).contiguous().view({g.n, g.cin, g.h, g.w, 2}));
       }
-      if (output_mask[1]) gw = complex_weight_grad(std::get<1>(grads), weight, dilation[1]);
     }
   }
   return {gx, gw, gb, gab};

@@ -36,6 +36,7 @@ CASES = [
     (1, 5, 7, 5, 6, 1, 1, 0, 1, 1),                 # 1x1, batch 1, 5 -> 7
     (2, 6, 4, 8, 7, (2, 3), (2, 1), (0, 2), 1, 2),  # even kernel, mixed strides and paddings
     (2, 3, 6, 6, 7, 3, 3, 2, 2, 3),                 # depthwise-like, stride 3, dilation 2
+    (1, 64, 4, 4, 5, 3, 2, 1, (1, 2), 2),           # 32 channels per group: the CPU's Gauss formulation
 ]
 
 
@@ -150,10 +151,9 @@ def test_conv2d_gradcheck_complex128(backend, device, activation):
 def test_conv2d_strided_inputs(backend, device):
     case = (2, 4, 6, 5, 7, 3, 1, 1, 1, 2)
     x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu", requires_grad=False)
-    xs = crandn(2, 5, 7, 4, device=device).permute(0, 3, 2, 1)  # [2, 4, 7, 5] channels-last-like
-    xs = xs.transpose(2, 3)                                   # [2, 4, 5, 7], non-contiguous
-    ws = crandn(6, 3, 2, 3, device=device).transpose(2, 3) / 3  # [6, 2, 3, 3]... kept 4-D, non-contiguous
-    ws = ws[:, :2]
+    xs = crandn(2, 5, 7, 4, device=device).permute(0, 3, 2, 1)  # [2, 4, 7, 5], channels-last-like
+    xs = xs.transpose(2, 3)                                       # [2, 4, 5, 7], non-contiguous
+    ws = (crandn(6, 3, 2, 3, device=device).transpose(2, 3) / 3)[:, :2]  # [6, 2, 3, 2], sliced + transposed
     assert not xs.is_contiguous() and not ws.is_contiguous()
     y = run_on(backend, _conv2d, xs, ws, b, ab, activation="modrelu", **kw)
     assert_close(y, _ref2d(xs, ws, b, ab, activation="modrelu", **kw), **conv_tol(torch.complex64, 18, _tf32(backend, device)))
@@ -254,10 +254,12 @@ def test_conv1d_gradcheck_complex128(backend, device):
 
 
 # ---- conv_transpose2d ----
-TRANSPOSED_BACKENDS = ("reference",)
 
 
-@pytest.mark.parametrize("case", [(2, 3, 5, 4, 5, 3, 2, 1, 1, 1, 1), (1, 4, 6, 5, 3, (2, 3), (2, 1), (1, 0), (1, 0), 2, 2)])
+# (N, C_in, C_out, H, W, kernel, stride, padding, output_padding, groups, dilation); the last one has
+# padding > dilation * (k - 1) (the stride-1 rewrite crops).
+@pytest.mark.parametrize("case", [(2, 3, 5, 4, 5, 3, 2, 1, 1, 1, 1), (1, 4, 6, 5, 3, (2, 3), (2, 1), (1, 0), (1, 0), 2, 2),
+                                  (2, 3, 4, 4, 5, 2, 2, 2, 0, 1, 1)])
 @pytest.mark.parametrize("activation", [None, "modrelu"])
 def test_conv_transpose2d_matches_torch(backend, device, case, activation):
     n, cin, cout, h, w_, k, s, p, op, g, d = case
@@ -267,14 +269,18 @@ def test_conv_transpose2d_matches_torch(backend, device, case, activation):
     b = crandn(cout, device=device, requires_grad=True)
     ab = torch.linspace(-0.8, 0.4, cout, device=device).requires_grad_(True) if activation == "modrelu" else None
     kw = dict(stride=s, padding=p, output_padding=op, groups=g, dilation=d)
-    if backend not in TRANSPOSED_BACKENDS:
-        with pytest.raises(NotImplementedError, match=f"the '{backend}' backend has no kernel"):
-            run_on(backend, F.complex_conv_transpose2d, x, w, b, activation=activation, activation_bias=ab, **kw)
-        return
-    y = run_on(backend, F.complex_conv_transpose2d, x, w, b, activation=activation, activation_bias=ab, **kw)
+    def torch_t(x, w, b, ab, **kw):
+        z = torch.nn.functional.conv_transpose2d(x, w, b, kw["stride"], kw["padding"], kw["output_padding"],
+                                                 kw["groups"], kw["dilation"])
+        return ref.modrelu(z, ab) if activation == "modrelu" else z
+
+    def ours(x, w, b, ab, **kw):
+        return F.complex_conv_transpose2d(x, w, b, activation=activation, activation_bias=ab, **kw)
+
+    red = cin // g * k[0] * k[1]
+    _compare(backend, ours, torch_t, [x, w, b, ab], kw, torch.complex64, red, n * h * w_ * red,
+             _tf32(backend, device))
     z = torch.nn.functional.conv_transpose2d(x, w, b, s, p, op, g, d)
-    act = {None: lambda z: z, "modrelu": lambda z: ref.modrelu(z, ab)}[activation]
-    assert_close(y, act(z), **conv_tol(torch.complex64, cin * k[0] * k[1]))
     # It is the adjoint (transpose) of conv2d: <conv_t(x), u> = <x, conv2d(u)> without conjugation.
     if activation is None and g == 1 and d == 1:
         u = crandn(*z.shape, device=device)

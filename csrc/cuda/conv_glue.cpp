@@ -1,0 +1,114 @@
+// Torch glue for the CUDA fused complex convolution (csrc/cuda/conv.cu): validate, fill
+// ConvParams, launch on the current stream. Same schemas and saved-buffer layout as the CPU glue
+// (planar pre-activation without bias), so the fake kernel and autograd in
+// beamkernels/ops/conv.py serve both. UNMEASURED and untested on a GPU (none was available):
+// it compiles only where CUDA is built.
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <array>
+
+#include "conv_glue.h"
+#include "cuda/conv_cuda.h"
+
+namespace beamkernels {
+namespace {
+
+template <typename T>
+ConvParams<T> make_params(const Geometry& g, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                          const at::Tensor& act_bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                          at::IntArrayRef dilation, int64_t groups, int64_t activation) {
+  ConvParams<T> p{};
+  p.act = static_cast<Activation>(activation);
+  p.n = g.n;
+  p.cin = g.cin;
+  p.h = g.h;
+  p.w = g.w;
+  p.cout = g.cout;
+  p.ho = g.ho;
+  p.wo = g.wo;
+  p.kh = g.kh;
+  p.kw = g.kw;
+  p.stride_h = static_cast<int>(stride[0]);
+  p.stride_w = static_cast<int>(stride[1]);
+  p.pad_h = static_cast<int>(padding[0]);
+  p.pad_w = static_cast<int>(padding[1]);
+  p.dil_h = static_cast<int>(dilation[0]);
+  p.dil_w = static_cast<int>(dilation[1]);
+  p.groups = static_cast<int>(groups);
+  p.x = reinterpret_cast<const T*>(x.data_ptr());
+  p.weight = reinterpret_cast<const T*>(weight.data_ptr());
+  p.bias = bias.defined() ? reinterpret_cast<const T*>(bias.data_ptr()) : nullptr;
+  p.act_bias = act_bias.defined() ? act_bias.data_ptr<T>() : nullptr;
+  return p;
+}
+
+std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& weight_in,
+                                                       const c10::optional<at::Tensor>& bias_in, at::IntArrayRef stride,
+                                                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                                                       int64_t activation, const c10::optional<at::Tensor>& act_bias_in) {
+  const char* op = "complex_conv2d";
+  const Geometry g = check_conv(op, x_in, weight_in, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
+  const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
+  const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
+  at::Tensor y = at::empty({g.n, g.cout, g.ho, g.wo}, x.options());
+  at::Tensor saved = at::empty({g.n, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)));
+  AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_cuda", [&] {
+    auto p = make_params<scalar_t>(g, x, weight, bias, act_bias, stride, padding, dilation, groups, activation);
+    p.y = reinterpret_cast<scalar_t*>(y.data_ptr());
+    p.z = saved.data_ptr<scalar_t>();
+    const cudaError_t err = cuda::conv2d_forward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(err == cudaSuccess, "beamkernels.", op, ": CUDA launch failed: ", cudaGetErrorString(err));
+  });
+  return {y, saved};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backward_cuda(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& weight_in,
+    const c10::optional<at::Tensor>& bias_in, const at::Tensor& saved_in, at::IntArrayRef stride,
+    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t activation,
+    const c10::optional<at::Tensor>& act_bias_in, std::array<bool, 4> output_mask) {
+  const char* op = "complex_conv2d_backward";
+  const Geometry g = check_conv(op, x_in, weight_in, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
+  check_conv_backward(op, g, grad_in, saved_in, x_in);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous(), weight = weight_in.contiguous(), grad = grad_in.contiguous();
+  const at::Tensor saved = saved_in.contiguous();
+  const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
+  const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
+  at::Tensor grad_z = at::empty_like(grad, at::MemoryFormat::Contiguous);
+  at::Tensor row_sums = at::empty({g.n * g.cout, 3}, saved.options());
+  at::Tensor gx = output_mask[0] ? at::empty_like(x, at::MemoryFormat::Contiguous) : at::empty({0}, x.options());
+  at::Tensor gw = output_mask[1] ? at::empty_like(weight, at::MemoryFormat::Contiguous) : at::empty({0}, x.options());
+  if (g.n == 0) {  // nothing to reduce: zero gradients
+    if (output_mask[0]) gx.zero_();
+    if (output_mask[1]) gw.zero_();
+  }
+  AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_backward_cuda", [&] {
+    auto p = make_params<scalar_t>(g, x, weight, bias, act_bias, stride, padding, dilation, groups, activation);
+    p.z = const_cast<scalar_t*>(saved.data_ptr<scalar_t>());
+    p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
+    p.grad_z = reinterpret_cast<scalar_t*>(grad_z.data_ptr());
+    p.row_sums = row_sums.data_ptr<scalar_t>();
+    p.grad_x = output_mask[0] ? reinterpret_cast<scalar_t*>(gx.data_ptr()) : nullptr;
+    p.grad_weight = output_mask[1] ? reinterpret_cast<scalar_t*>(gw.data_ptr()) : nullptr;
+    const cudaError_t err = cuda::conv2d_backward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(err == cudaSuccess, "beamkernels.", op, ": CUDA launch failed: ", cudaGetErrorString(err));
+  });
+  at::Tensor gb = at::empty({0}, x.options()), gab = at::empty({0}, saved.options());
+  const at::Tensor sums = row_sums.view({g.n, g.cout, 3}).sum(0);
+  if (output_mask[2] && bias.defined()) gb = at::complex(sums.select(1, 0), sums.select(1, 1));
+  if (output_mask[3] && act_bias.defined()) gab = sums.select(1, 2).contiguous();
+  return {gx, gw, gb, gab};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(beamkernels, CUDA, m) {
+  m.impl("complex_conv2d", &complex_conv2d_cuda);
+  m.impl("complex_conv2d_backward", &complex_conv2d_backward_cuda);
+}
+
+}  // namespace beamkernels

@@ -308,7 +308,7 @@ def complex_layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None
         check_real_param(bias, x, op, "bias", normalized_shape + (2,))
     if not (isinstance(eps, (int, float)) and eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"beamkernels.{op}: eps must be a finite float >= 0, got {eps!r}")
-    backend = resolve(BN_OP, x.device, implemented=IMPLEMENTED)
+    backend = resolve(op, x.device, implemented=IMPLEMENTED)
     if backend == "reference":
         return ref.complex_layer_norm(x, normalized_shape, weight, bias, eps)
     # Every sample is one "channel" of a training-mode batch-norm over its own elements.

@@ -6,7 +6,7 @@
 // coefficients A = G W, beta, m) -> bn_apply_kernel (grid-stride, interleaved complex in/out).
 // Backward: bn_reduce_kernel<6> (sum g, sum g (x - m)^T) -> bn_finalize_backward -> apply.
 // Deterministic: fixed partial layout, merged in a fixed order. UNMEASURED: no GPU was
-// available when this was written; it is compile-checked only (tests/test_cuda_compile).
+// available when this was written; it is compile-checked only (plain nvcc, sm_90).
 #include "cuda/norm_cuda.h"
 
 namespace beamkernels {

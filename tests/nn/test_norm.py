@@ -11,7 +11,7 @@ import torch
 import beamkernels
 from beamkernels import nn as bnn
 from beamkernels import reference as ref
-from tests.helpers import assert_close, crandn, run_on
+from tests.helpers import assert_close, crandn, run_on, skip_compile_if_interpreted
 
 TOL = dict(rtol=2e-4, atol=2e-4)
 
@@ -149,3 +149,39 @@ def test_naive_batch_norm_layer():
     assert_close(m.running_var[:, 0], t.running_var)
     m.eval()
     assert m(x).shape == x.shape
+
+
+def test_layers_compile_fullgraph(backend, device):
+    skip_compile_if_interpreted(backend)
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(bnn.ComplexBatchNorm2d(3, device=device), bnn.ComplexLayerNorm((2, 5), device=device))
+    ref_model = torch.nn.Sequential(bnn.ComplexBatchNorm2d(3, device=device), bnn.ComplexLayerNorm((2, 5), device=device))
+    x = _data(4, 3, 2, 5).to(device).requires_grad_(True)
+    x2 = x.detach().clone().requires_grad_(True)
+    with beamkernels.use_backend(backend):
+        compiled = torch.compile(model, fullgraph=True, backend="aot_eager" if device.type == "cpu" else "inductor")
+        out = compiled(x).abs().sum()
+        out.backward()
+    with beamkernels.use_backend("reference"):
+        expected = ref_model(x2).abs().sum()
+        expected.backward()
+    assert_close(out, expected, rtol=1e-4, atol=1e-3)
+    assert_close(x.grad, x2.grad, rtol=1e-3, atol=1e-3)
+    assert_close(model[0].running_var, ref_model[0].running_var, **TOL)
+    assert_close(model[0].weight.grad, ref_model[0].weight.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_cpu_kernel_is_deterministic():
+    if "cpu" not in beamkernels.available_backends():
+        pytest.skip("extension not built")
+    x = _data(8, 4, 3000)
+    g = crandn(8, 4, 3000)
+    with beamkernels.use_backend("cpu"):
+        outs = []
+        for _ in range(3):
+            xx = x.clone().requires_grad_(True)
+            y = beamkernels.functional.complex_batch_norm(xx, None, None, None, None, True)
+            (gx,) = torch.autograd.grad(y, xx, g)
+            outs.append((y, gx))
+    for y, gx in outs[1:]:
+        assert torch.equal(y, outs[0][0]) and torch.equal(gx, outs[0][1])

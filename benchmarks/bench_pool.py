@@ -66,34 +66,39 @@ def _backend_fn(backend, k, s, p):
     return f
 
 
+def _case_pair(device, shape, k, s, p, backends):
+    """The forward and forward+backward Cases of one shape (inputs bound here, not late)."""
+    x = torch.randn(*shape, dtype=torch.complex64, device=device)
+    y_ref = ref.complex_max_pool2d(x, k, s, p)
+    n_in, n_out = x.numel(), y_ref.numel()
+    fns = {f"beamkernels-{b}": _backend_fn(b, k, s, p) for b in backends}
+    fns["plain-pytorch"] = lambda t: plain_pytorch(t, k, s, p)
+    fns.update(_library_providers(k, s, p))
+    label = f"{list(shape)} k{k} s{s} p{p}"
+    fwd = [Provider(name, (lambda f=f: f(x))) for name, f in fns.items()]
+    xg = x.clone().requires_grad_(True)
+    g = torch.randn_like(y_ref)
+    (gx_ref,) = torch.autograd.grad(ref.complex_max_pool2d(xg, k, s, p), xg, g)
+
+    def fb(f):
+        xg.grad = None
+        f(xg).backward(g)
+        return xg.grad
+
+    both = [Provider(name, (lambda f=f: fb(f))) for name, f in fns.items()]
+    return [
+        Case("pool", "complex_max_pool2d", "forward", label, fwd, baseline="plain-pytorch",
+             bytes_moved=8 * (n_in + n_out), reference=lambda: y_ref),
+        Case("pool", "complex_max_pool2d", "forward+backward", label, both, baseline="plain-pytorch",
+             bytes_moved=16 * (n_in + n_out), reference=lambda: gx_ref),
+    ]
+
+
 def build_cases(device: torch.device, quick: bool) -> list[Case]:
     backends = [b for b in beamkernels.available_backends(device) if not (b == "triton" and device.type == "cpu")]
     cases = []
     for shape, k, s, p in CASES[:2] if quick else CASES:
-        x = torch.randn(*shape, dtype=torch.complex64, device=device)
-        y_ref = ref.complex_max_pool2d(x, k, s, p)
-        n_in, n_out = x.numel(), y_ref.numel()
-        fns = {f"beamkernels-{b}": _backend_fn(b, k, s, p) for b in backends}
-        fns["plain-pytorch"] = lambda t, k=k, s=s, p=p: plain_pytorch(t, k, s, p)
-        fns.update(_library_providers(k, s, p))
-        label = f"{list(shape)} k{k} s{s} p{p}"
-
-        fwd = [Provider(name, (lambda f=f: f(x))) for name, f in fns.items()]
-        cases.append(Case("pool", "complex_max_pool2d", "forward", label, fwd, baseline="plain-pytorch",
-                          bytes_moved=8 * (n_in + n_out), reference=lambda y=y_ref: y))
-
-        xg = x.clone().requires_grad_(True)
-        g = torch.randn_like(y_ref)
-
-        def fb(f):
-            xg.grad = None
-            f(xg).backward(g)
-            return xg.grad
-
-        (gx_ref,) = torch.autograd.grad(ref.complex_max_pool2d(xg, k, s, p), xg, g)
-        both = [Provider(name, (lambda f=f: fb(f))) for name, f in fns.items()]
-        cases.append(Case("pool", "complex_max_pool2d", "forward+backward", label, both, baseline="plain-pytorch",
-                          bytes_moved=16 * (n_in + n_out), reference=lambda gx=gx_ref: gx))
+        cases += _case_pair(device, shape, k, s, p, backends)
     return cases
 
 

@@ -15,7 +15,7 @@ namespace beamkernels {
 // (k > best) || (k is NaN && best is not NaN), written with two compares that vectorize.
 template <typename T>
 BK_HD bool pool_takes(T k, T best) {
-  return !(k <= best) && (best == best);
+  return !(k <= best) & (best == best);  // '&', not '&&': no branch, so loops vectorize
 }
 
 template <typename T>
@@ -28,7 +28,7 @@ struct MaxPoolParams {
   T* out;                          // forward: interleaved complex [planes, OH, OW]
   int64_t* indices;                // forward output / backward input: [planes, OH, OW]
   const T* grad_out;               // backward: interleaved complex [planes, OH, OW]
-  T* grad_x;                       // backward: interleaved complex [planes, H, W], zeroed by the caller
+  T* grad_x;                       // backward: interleaved complex [planes, H, W] (CPU zeroes it; CUDA: caller)
   int num_threads;                 // CPU only
 };
 

@@ -1,11 +1,14 @@
 // Torch-free CPU kernels for max-pool by magnitude: one pass over interleaved complex input,
-// OpenMP over output rows (plane, oh), SIMD over the row in the 2x2 / stride-2 fast path (the
-// model zoo's pool). Multiversioned for AVX-512 / AVX2 like csrc/cpu/activation.cpp.
+// OpenMP over output rows (plane, oh). The 2x2 / stride-2 pool (the model zoo's) has an AVX2
+// path for complex64 and a SIMD loop otherwise; other geometries vectorize across the outputs
+// of a row. Multiversioned for AVX-512 / AVX2 like csrc/cpu/activation.cpp.
 // No FMA contraction of the key: the build uses ISO C++ (-std=c++20), where GCC's default is
 // -ffp-contract=off, so re*re + im*im rounds exactly as the reference.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -144,32 +147,92 @@ inline void row_2x2_dispatch(const double* r0, const double* r1, double* out, in
   row_2x2_d(r0, r1, out, idx, n, first, W);
 }
 
-// Any geometry: scan the window of each output of row oh, skipping padding.
+// Any geometry, row oh of one plane. Vectorized ACROSS outputs: for each window position (i, j)
+// in row-major order, one SIMD loop over a chunk of outputs updates their running best (a scan
+// inside one window would be a serial compare-select chain). Keys start at -inf, which any
+// in-bounds element (key >= 0 or NaN) replaces; for each window position only the outputs whose
+// column is in bounds are updated, and window rows outside the plane are skipped. Params are copied to locals
+// so that the int64 index stores cannot alias them.
+constexpr index_t kGeneralChunk = 128;
+
+// Running-best update of outputs q in [qa, qb) with the candidate at column w0 + q * stride of
+// the input row `src` (all in bounds). SW > 0 makes the stride a compile-time constant (1 and 2: the common pools),
+// so the loop vectorizes with shuffles instead of gathers; SW = 0 takes the stride at run time.
+template <typename T, int SW>
+__attribute__((always_inline)) inline void update_run(const T* __restrict src, index_t w0, T* __restrict best,
+                                                      T* __restrict re, T* __restrict im, index_t* __restrict arg,
+                                                      index_t row, index_t qa, index_t qb, index_t stride = SW) {
+  const index_t st = SW > 0 ? index_t(SW) : stride;
+#pragma omp simd
+  for (index_t q = qa; q < qb; ++q) {
+    const index_t w = w0 + st * q;
+    const T a = src[2 * w], b = src[2 * w + 1];
+    const T k = a * a + b * b;
+    const bool t = pool_takes(k, best[q]);
+    best[q] = t ? k : best[q];
+    re[q] = t ? a : re[q];
+    im[q] = t ? b : im[q];
+    arg[q] = t ? row + w : arg[q];
+  }
+}
+
 template <typename T>
-void row_general(const MaxPoolParams<T>& p, const T* plane, T* out, int64_t* idx, index_t oh) {
+__attribute__((always_inline)) inline void row_general(const MaxPoolParams<T>& p, const T* __restrict plane,
+                                                       T* __restrict out, int64_t* __restrict idx, index_t oh) {
+  const index_t H = p.height, W = p.width, OW = p.out_width, kh = p.kh, kw = p.kw, sw = p.sw, pw = p.pw,
+                dh = p.dh, dw = p.dw;
   const index_t h0 = oh * p.sh - p.ph;
-  for (index_t ow = 0; ow < p.out_width; ++ow) {
-    const index_t w0 = ow * p.sw - p.pw;
-    T best = T(0), re = T(0), im = T(0);
-    index_t arg = -1;
-    for (index_t i = 0; i < p.kh; ++i) {
-      const index_t h = h0 + i * p.dh;
-      if (h < 0 || h >= p.height) continue;
-      for (index_t j = 0; j < p.kw; ++j) {
-        const index_t w = w0 + j * p.dw;
-        if (w < 0 || w >= p.width) continue;
-        const index_t pos = h * p.width + w;
-        const T a = plane[2 * pos], b = plane[2 * pos + 1];
-        const T k = a * a + b * b;
-        if (arg < 0 || pool_takes(k, best)) {
-          best = k; re = a; im = b; arg = pos;
+  const index_t i_lo = h0 < 0 ? (-h0 + dh - 1) / dh : 0;  // window rows inside [0, H): [i_lo, i_hi)
+  const index_t i_hi = std::min(kh, h0 < H ? (H - 1 - h0) / dh + 1 : index_t(0));
+  T best[kGeneralChunk], re[kGeneralChunk], im[kGeneralChunk];
+  index_t arg[kGeneralChunk];
+  for (index_t c = 0; c < OW; c += kGeneralChunk) {
+    const index_t m = std::min(kGeneralChunk, OW - c);
+    for (index_t q = 0; q < m; ++q) {
+      best[q] = -std::numeric_limits<T>::infinity();
+      re[q] = im[q] = T(0);
+      arg[q] = 0;
+    }
+    for (index_t i = i_lo; i < i_hi; ++i) {
+      const index_t row = (h0 + i * dh) * W;
+      const T* __restrict src = plane + 2 * row;
+      for (index_t j = 0; j < kw; ++j) {
+        const index_t wj = c * sw - pw + j * dw;  // input column of output q: wj + q * sw
+        // Outputs whose column is inside [0, W): q in [qa, qb); the others skip this position.
+        const index_t qa = wj < 0 ? std::min(m, (-wj + sw - 1) / sw) : 0;
+        const index_t qb = wj <= W - 1 ? std::min(m, (W - 1 - wj) / sw + 1) : 0;
+        if (qa >= qb) continue;
+        if (sw == 1) {
+          update_run<T, 1>(src, wj, best, re, im, arg, row, qa, qb);
+        } else if (sw == 2) {
+          update_run<T, 2>(src, wj, best, re, im, arg, row, qa, qb);
+        } else {
+          update_run<T, 0>(src, wj, best, re, im, arg, row, qa, qb, sw);
         }
       }
     }
-    out[2 * ow] = re;
-    out[2 * ow + 1] = im;
-    idx[ow] = arg;  // every window holds at least one input element (checked by the glue)
+    for (index_t q = 0; q < m; ++q) {
+      out[2 * (c + q)] = re[q];
+      out[2 * (c + q) + 1] = im[q];
+      idx[c + q] = arg[q];
+    }
   }
+}
+
+BK_CLONES void row_general_f(const MaxPoolParams<float>& p, const float* plane, float* out, int64_t* idx, index_t oh) {
+  row_general<float>(p, plane, out, idx, oh);
+}
+BK_CLONES void row_general_d(const MaxPoolParams<double>& p, const double* plane, double* out, int64_t* idx,
+                             index_t oh) {
+  row_general<double>(p, plane, out, idx, oh);
+}
+inline void row_general_dispatch(const MaxPoolParams<float>& p, const float* plane, float* out, int64_t* idx,
+                                 index_t oh) {
+  row_general_f(p, plane, out, idx, oh);
+}
+inline void row_general_dispatch(const MaxPoolParams<double>& p, const double* plane, double* out, int64_t* idx,
+                                 index_t oh) {
+  row_general_d(p, plane, out, idx, oh);
 }
 
 constexpr index_t kPoolGrain = 4096;  // outputs below which one thread does it all
@@ -195,13 +258,13 @@ void max_pool2d_forward(const MaxPoolParams<T>& p) {
       const index_t first = 2 * oh * p.width;
       row_2x2_dispatch(in + 2 * first, in + 2 * (first + p.width), out, idx, p.out_width, first, p.width);
     } else {
-      row_general(p, in, out, idx, oh);
+      row_general_dispatch(p, in, out, idx, oh);
     }
   }
 }
 
 // One thread per plane owns that plane of grad_x, so the += of overlapping windows is race-free
-// and the summation order is fixed (deterministic).
+// and the summation order is fixed (deterministic). grad_x need not be zeroed by the caller.
 template <typename T>
 index_t max_pool2d_backward(const MaxPoolParams<T>& p) {
   const index_t plane_in = p.height * p.width, plane_out = p.out_height * p.out_width;
@@ -212,6 +275,8 @@ index_t max_pool2d_backward(const MaxPoolParams<T>& p) {
     const T* g = p.grad_out + 2 * plane * plane_out;
     const int64_t* idx = p.indices + plane * plane_out;
     T* gx = p.grad_x + 2 * plane * plane_in;
+    // Zero the plane here (not in a separate pass): it is still in cache for the scatter.
+    std::fill(gx, gx + 2 * plane_in, T(0));
     for (index_t o = 0; o < plane_out; ++o) {
       const index_t i = idx[o];
       if (i < 0 || i >= plane_in) {

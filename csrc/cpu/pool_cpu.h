@@ -7,7 +7,8 @@ namespace cpu {
 
 template <typename T>
 void max_pool2d_forward(const MaxPoolParams<T>& p);
-// Returns the number of indices outside [0, H*W) (then nothing was written for them); the glue
+// Zeroes grad_x and scatters grad_out to the argmax indices. Returns the number of indices
+// outside [0, H*W) (then nothing was written for them); the glue
 // turns a nonzero count into an error instead of writing out of bounds.
 template <typename T>
 index_t max_pool2d_backward(const MaxPoolParams<T>& p);

@@ -30,7 +30,8 @@ at::Tensor complex_max_pool2d_backward(const at::Tensor& grad_in, const at::Tens
   check_pool_backward(grad_in, indices_in, height, width);
   const at::Tensor grad = grad_in.contiguous();
   const at::Tensor indices = indices_in.contiguous();
-  at::Tensor gx = at::zeros({grad.size(0), grad.size(1), height, width}, grad.options());
+  // Zeroed plane by plane inside the kernel.
+  at::Tensor gx = at::empty({grad.size(0), grad.size(1), height, width}, grad.options());
   index_t bad = 0;
   AT_DISPATCH_FLOATING_TYPES(real_dtype(grad), "complex_max_pool2d_backward", [&] {
     MaxPoolParams<scalar_t> p{};

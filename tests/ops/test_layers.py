@@ -205,3 +205,29 @@ def test_upsample_gradcheck_strided_and_bad_input():
         F.complex_upsample(x, scale_factor=2, align_corners=True)
     with pytest.raises(TypeError, match="must be a complex tensor"):
         F.complex_upsample(x.real, scale_factor=2)
+
+
+def test_torch_compile_fullgraph_chain():
+    """The thin ops trace with fullgraph=True (validation included) and match eager, gradients too."""
+    torch._dynamo.reset()
+    x = crandn(2, 3, 8, 8, requires_grad=True)
+    w = crandn(5, 16, requires_grad=True)
+    b = crandn(5, requires_grad=True)
+
+    def f(x, w, b):
+        y = F.complex_avg_pool2d(x, 2, 1, 1)
+        y = F.complex_adaptive_avg_pool2d(y, 4)
+        y = F.complex_upsample(y, scale_factor=2, mode="bilinear")
+        y = F.complex_dropout2d(F.complex_dropout(y, 0.0), 0.5, training=False)
+        y = F.complex_adaptive_avg_pool2d(y, (4, 4)).flatten(2)
+        return F.complex_linear(y, w, b).abs().sum()
+
+    out = torch.compile(f, fullgraph=True, backend="aot_eager")(x, w, b)
+    grads = torch.autograd.grad(out, (x, w, b))
+    expected = f(x, w, b)
+    grads_ref = torch.autograd.grad(expected, (x, w, b))
+    assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    for g, gr in zip(grads, grads_ref):
+        assert_close(g, gr, rtol=1e-4, atol=1e-4)
+    drop = torch.compile(lambda t: F.complex_dropout(t, 0.3), fullgraph=True, backend="aot_eager")(x.detach())
+    assert torch.equal(drop.real == 0, drop.imag == 0)

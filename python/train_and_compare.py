@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-samples", type=int, default=32)
     p.add_argument("--time-budget-min", type=float, default=0.0, help="per model (0 = no limit)")
     p.add_argument("--full-size", action="store_true", help="default widths instead of the small ones")
+    p.add_argument("--combiner", default="head", choices=["head", "matched"],
+                   help="complex models: W from a head, or matched to H and the predicted F (the real model is always matched)")
     p.add_argument("--out", default="runs/compare")
     a = p.parse_args(argv)
 
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                 "--time-budget-min", str(a.time_budget_min), "--out", out, "--no-progress"]
         if not a.full_size:
             args += SMALL.get(name, [])
+        if name != "thesis-real-encoder":
+            args += ["-c", f"combiner={a.combiner}"]
         print(f"\n=== {name}")
         cli(args)
         with open(os.path.join(out, "report.json")) as f:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 BUILD_COMMAND = "pip install --no-build-isolation -e .   (or: make build)"
 
+import torch  # noqa: F401,E402  (loads libc10/libtorch, which _C links against, before _C)
+
 try:  # importing _C runs TORCH_LIBRARY and registers the beamkernels::* schemas and kernels
     from beamkernels import _C  # type: ignore[attr-defined]
 

@@ -1,0 +1,141 @@
+"""The model zoo: registry, shapes, output normalizations, documented parameter counts,
+forward + backward with finite gradients, and the architectural facts the brief fixes (the
+complex CNN's flatten size, the U-Net's skip concatenations, the real model's |H|-only input)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import beamkernels.models as zoo
+from beamkernels.models import ComplexUNet, ThesisComplexCNN
+
+NAMES = ["thesis-real-encoder", "thesis-complex-cnn", "complex-unet", "complex-resnet"]
+# Tiny configs: the tests check structure and numerics, not capacity.
+TINY = {
+    "thesis-real-encoder": dict(width=2),
+    "thesis-complex-cnn": dict(width=2, hidden=16),
+    "complex-unet": dict(width=2),
+    "complex-resnet": dict(width=2, hidden=16),
+}
+K, Nr, Nt, Ns = 5, 36, 144, 2
+
+
+def _H(B=2, K=K, Nr=Nr, Nt=Nt, dtype=torch.complex64):
+    return torch.randn(B, K, Nr, Nt, dtype=dtype)
+
+
+def test_registry_lists_every_model():
+    assert zoo.list_models() == sorted(NAMES)
+
+
+def test_unknown_model_and_bad_config_are_clear_errors():
+    with pytest.raises(KeyError, match="unknown model 'nope'; available: complex-resnet"):
+        zoo.create("nope")
+    with pytest.raises(TypeError, match="Config keys: .*width"):
+        zoo.create("complex-unet", widht=4)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        zoo.create("thesis-complex-cnn", activation="relu")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_normalizations_and_gradients(name):
+    model = zoo.create(name, **TINY[name])
+    H = _H()
+    F, W = model(H)
+    assert F.shape == (2, K, Nt, Ns) and W.shape == (2, K, Nr, Ns)
+    assert F.is_complex() and W.is_complex()
+    power = F.abs().square().sum(dim=(-2, -1))
+    torch.testing.assert_close(power, torch.full_like(power, Ns), rtol=1e-5, atol=1e-5)
+    cols = W.abs().square().sum(dim=-2)
+    torch.testing.assert_close(cols, torch.ones_like(cols), rtol=1e-5, atol=1e-5)
+    loss = -(W.mH @ H @ F).abs().square().sum()  # any real function of both outputs
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads), "a parameter got no gradient"
+    assert all(torch.isfinite(torch.view_as_real(g) if g.is_complex() else g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_documented_parameter_count(name):
+    info = zoo.model_info(name)
+    assert info["parameters"] == info["documented_parameters"], (
+        f"{name}: the docstring/DOCUMENTED_PARAMS says {info['documented_parameters']:,}, the model has "
+        f"{info['parameters']:,}")
+    assert f"{info['parameters']:,}" in type(zoo.create(name)).__doc__
+    assert info["input"]["H"] == [None, K, Nr, Nt] and info["output"]["F"] == [None, K, Nt, Ns]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_other_antenna_setting_and_eval_mode(name):
+    # El Ayach's 64x16, narrowband (K = 1).
+    model = zoo.create(name, K=1, Nr=16, Nt=64, **TINY[name]).eval()
+    with torch.no_grad():
+        F, W = model(_H(B=3, K=1, Nr=16, Nt=64))
+    assert F.shape == (3, 1, 64, 2) and W.shape == (3, 1, 16, 2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rejects_bad_input(name):
+    model = zoo.create(name, **TINY[name])
+    with pytest.raises(TypeError, match="H must be a complex tensor"):
+        model(torch.randn(2, K, Nr, Nt))
+    with pytest.raises(ValueError, match=r"H must have shape \[B, 5, 36, 144\]"):
+        model(_H(Nt=100))
+
+
+def test_thesis_complex_cnn_flatten_size_is_the_pooled_map():
+    m = ThesisComplexCNN()
+    assert m.flat_features == 64 * 4 * 18
+    assert m.fc.in_features == 64 * 4 * 18
+    feats = m.features(_H(B=1))
+    assert feats.shape == (1, 64, 4, 18)
+
+
+def test_complex_unet_concatenates_skips():
+    m = ComplexUNet(width=4)
+    seen = []
+    hooks = [up.conv.register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[1])) for up in m.up]
+    m(_H(B=1))
+    for h in hooks:
+        h.remove()
+    # decoder inputs = skip channels + upsampled channels: (16 + 16), (8 + 8), (4 + 4)
+    assert seen == [32, 16, 8]
+    assert [up.in_channels_after_concat for up in m.up] == [32, 16, 8]
+    assert [up.conv[0].conv.in_channels for up in m.up] == [32, 16, 8]
+
+
+def test_real_encoder_sees_only_the_magnitude():
+    """|H| = |conj(H)|, so the real model must give the same F for both (the domain's limit):
+    its precoder is conj-blind while the optimal ones differ."""
+    torch.manual_seed(1)
+    m = zoo.create("thesis-real-encoder", width=2).eval()
+    H = _H(B=2)
+    with torch.no_grad():
+        F1, _ = m(H)
+        F2, _ = m(H.conj())
+    torch.testing.assert_close(F1, F2)
+    assert (F1.imag == 0).all()
+
+
+def test_matched_combiner_spans_HF():
+    H, F = _H(B=2), zoo.normalize_precoder(torch.randn(2, K, Nt, Ns, dtype=torch.complex64))
+    W = zoo.matched_combiner(H, F)
+    torch.testing.assert_close(W.mH @ W, torch.eye(Ns, dtype=W.dtype).expand(2, K, Ns, Ns), rtol=1e-5, atol=1e-5)
+    HF = H @ F
+    torch.testing.assert_close(W @ (W.mH @ HF), HF, rtol=1e-4, atol=1e-3)  # HF lies in span(W)
+
+
+@pytest.mark.parametrize("name", ["thesis-complex-cnn", "complex-unet", "complex-resnet"])
+def test_matched_combiner_option(name):
+    head = zoo.create(name, **TINY[name])
+    m = zoo.create(name, combiner="matched", **TINY[name])
+    assert zoo.count_parameters(m) < zoo.count_parameters(head)  # no W head
+    H = _H()
+    F, W = m(H)
+    torch.testing.assert_close(W, zoo.matched_combiner(H, F))
+    (-(W.mH @ H @ F).abs().square().sum()).backward()
+    assert all(p.grad is not None for p in m.parameters())
+    with pytest.raises(ValueError, match="combiner must be one of head, matched"):
+        zoo.create(name, combiner="mmse")

@@ -1,0 +1,157 @@
+"""The training entry point end to end, on tiny configs: the CLI writes checkpoints, the report
+(markdown + JSON) and the PNGs; a resumed run continues exactly where it stopped; a .mat
+directory works as a data source; DDP (2 CPU processes, gloo) keeps the ranks identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from beamkernels.__main__ import main
+from beamkernels.train import TrainConfig, load_checkpoint, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ["--model", "thesis-complex-cnn", "-c", "width=2", "-c", '{"hidden": 16}', "--batch-size", "4",
+        "--val-samples", "4", "--sweep-db", "0,10", "--eval-batch-size", "8", "--no-progress", "--lr", "1e-3"]
+
+
+def _cfg(out, **kw) -> TrainConfig:
+    base = dict(model="thesis-complex-cnn", model_config={"width": 2, "hidden": 16}, batch_size=4, val_samples=4,
+                sweep_db=(0.0, 10.0), eval_batch_size=8, progress=False, epochs=2, steps_per_epoch=2, out=str(out))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_cli_end_to_end_writes_report_checkpoints_and_plots(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "2", "--steps-per-epoch", "2", "--out", str(out)]) == 0
+    for f in ("last.pt", "best.pt", "report.md", "report.json", "se_vs_snr.png", "training_curves.png"):
+        assert (out / f).is_file() and (out / f).stat().st_size > 0, f
+    rep = json.loads((out / "report.json").read_text())
+    rows = rep["se_vs_snr"]["rows"]
+    assert [r["snr_db"] for r in rows] == [0.0, 10.0]
+    for r in rows:
+        assert 0 < r["model"] <= r["svd_bound"] + 1e-6 and 0 < r["omp"] <= r["svd_bound"] + 1e-6
+    assert rep["info"]["steps"] == 4 and len(rep["history"]["val_se"]) == 2
+    md = (out / "report.md").read_text()
+    assert "| SNR (dB) | model | SVD bound" in md and "OMP" in md
+    assert (out / "se_vs_snr.png").read_bytes()[:4] == b"\x89PNG"
+    ck = load_checkpoint(str(out / "last.pt"), torch.device("cpu"))  # weights_only=True
+    assert ck["step"] == 4 and ck["epoch"] == 2
+    assert "SE at 10 dB" in capsys.readouterr().out
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = train(_cfg(tmp_path / "a", epochs=2, steps_per_epoch=2))
+    # Interrupted run: a time budget that stops it after its first step, then resumed.
+    first = train(_cfg(tmp_path / "b", epochs=2, steps_per_epoch=2, time_budget_min=1e-9))
+    assert first.step == 1
+    ck = load_checkpoint(str(tmp_path / "b" / "last.pt"), torch.device("cpu"))
+    assert ck["step"] == 1 and ck["epoch_step"] == 1
+    resumed = train(_cfg(tmp_path / "b", epochs=2, steps_per_epoch=2, resume="auto"))
+    assert resumed.step == straight.step == 4
+    la = load_checkpoint(str(tmp_path / "a" / "last.pt"), torch.device("cpu"))
+    lb = load_checkpoint(str(tmp_path / "b" / "last.pt"), torch.device("cpu"))
+    torch.testing.assert_close(lb["history"]["step_loss"], la["history"]["step_loss"], rtol=1e-4, atol=1e-6)
+    for k, v in la["model"].items():
+        torch.testing.assert_close(lb["model"][k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_resume_rejects_a_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(_cfg(tmp_path, resume="auto"))
+
+
+@pytest.mark.parametrize("loss", ["mse", "rate"])
+def test_other_losses_and_the_real_baseline(tmp_path, loss):
+    r = train(_cfg(tmp_path, model="thesis-real-encoder", model_config={"width": 2}, loss=loss, epochs=1,
+                   optimizer="adamw", schedule="step"))
+    assert r.step == 2 and r.report["headline"]["model"] > 0
+
+
+def test_mat_directory_source(tmp_path):
+    from beamkernels.data import generate_channels, save_mat
+
+    d = tmp_path / "mat"
+    d.mkdir()
+    batch = generate_channels(12, seed=3)
+    save_mat(str(d / "part0.mat"), batch)
+    r = train(_cfg(tmp_path / "run", data=str(d), epochs=1, steps_per_epoch=0, val_samples=4))
+    assert r.step == 2  # 8 training samples / batch 4
+    rows = r.report["se_vs_snr"]["rows"]
+    assert "omp" not in rows[0] and rows[0]["model"] > 0  # no path responses in files: no OMP
+
+
+def test_bad_options_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--loss", "l1"])
+    assert "invalid choice: 'l1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "-c", "width", "--out", str(tmp_path)])
+    assert "key=value or a JSON object" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="neither 'generator' nor a directory"):
+        train(_cfg(tmp_path, data=str(tmp_path / "missing")))
+
+
+DDP_SCRIPT = r"""
+import sys, torch, torch.distributed as dist
+from beamkernels.train import TrainConfig, train
+out = sys.argv[1]
+cfg = TrainConfig(model="thesis-complex-cnn", model_config={"width": 2, "hidden": 16}, batch_size=2,
+                  val_samples=4, sweep_db=(10.0,), eval_batch_size=4, progress=False, epochs=1,
+                  steps_per_epoch=2, out=out + "/run")
+dist.init_process_group("gloo")
+r = train(cfg)
+flat = torch.cat([torch.view_as_real(p.detach()).flatten() if p.is_complex() else p.detach().flatten()
+                  for p in r.model.parameters()])
+torch.save({"params": flat, "step": r.step}, f"{out}/rank{r.rank}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_two_cpu_processes_keep_identical_parameters(tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(DDP_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
+    with socket.socket() as sock:  # a free port (torchrun's --master_port 0 hangs here)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                        "127.0.0.1", "--master_port", str(port), str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert r0["step"] == r1["step"] == 2
+    # One epoch: rank 0's report weights (best.pt) are its last weights too.
+    torch.testing.assert_close(r1["params"], r0["params"], rtol=0, atol=0)
+    last = load_checkpoint(str(tmp_path / "run" / "last.pt"), torch.device("cpu"))  # written by rank 0 only
+    assert last["step"] == 2
+    torch.testing.assert_close(r1["params"], _flat(last["model"]), rtol=0, atol=0)
+    assert (tmp_path / "run" / "report.md").is_file()
+
+
+def _flat(state):
+    from beamkernels.models import create
+
+    m = create("thesis-complex-cnn", width=2, hidden=16)
+    m.load_state_dict(state)
+    return torch.cat([torch.view_as_real(p.detach()).flatten() if p.is_complex() else p.detach().flatten()
+                      for p in m.parameters()])
+
+
+def test_cli_info_loads_the_extension_in_a_fresh_process():
+    """`python -m beamkernels` imports the package before torch: the extension must still load."""
+    import beamkernels
+
+    p = subprocess.run([sys.executable, "-m", "beamkernels", "info"], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "available backends:" in p.stdout
+    if beamkernels._ext.LOADED:
+        assert '"extension": true' in p.stdout, p.stdout

@@ -105,7 +105,7 @@ def build_cases(device, batch, layers, activations):
                     with beamkernels.use_backend(bk):
                         return F.complex_conv2d(x, w, b, padding=1, activation=act,
                                                 activation_bias=ab if act == "modrelu" else None)
-                fns[f"beamkernels-{bk}"] = f
+                fns[f"beamkernels[{bk}]"] = f
             post = (lambda z, ab=ab: _modrelu(z, ab)) if act == "modrelu" else (lambda z: z)
             fns["torch-complex"] = lambda x, w, b, post=post: post(TF.conv2d(x, w, b, padding=1))
             fns["4-real-convs"] = lambda x, w, b, post=post: post(four_real_convs(x, w, b))
@@ -162,7 +162,9 @@ def main(argv=None):
     notes = (f"batch {batch}; 3x3 convs, padding 1; complex64. GFLOP/s: 8 real FLOPs per complex MAC "
              "(forward+backward counted as 3x the forward). Baseline: torch.nn.functional.conv2d on complex64 "
              "(+ modReLU in plain PyTorch).")
-    print(write_results("conv", rows, device, notes))
+    if not args.quick:
+        print(write_results("conv", rows, device, notes))
+    return rows
 
 
 if __name__ == "__main__":

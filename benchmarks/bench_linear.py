@@ -86,7 +86,7 @@ def _cases(device, batch, n_in, n_out):
     b = torch.randn(n_out, dtype=torch.complex64, device=device)
     y_ref = (x.to(torch.complex128) @ w.to(torch.complex128).t() + b).to(torch.complex64)
     fns = {
-        "beamkernels": F.complex_linear, "native": native, "matmul": matmul, "gauss": gauss, "block-real": block_real,
+        "beamkernels[auto]": F.complex_linear, "native": native, "matmul": matmul, "gauss": gauss, "block-real": block_real,
     }
     label = f"[{batch}, {n_in}] -> {n_out}"
     flops = 8.0 * batch * n_in * n_out
@@ -110,7 +110,7 @@ def _cases(device, batch, n_in, n_out):
     ]
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default=None)
     ap.add_argument("--quick", action="store_true", help="three sizes, short timing")
@@ -123,7 +123,9 @@ def main(argv=None) -> None:
     for size in (SIZES[:1] + SIZES[3:] if args.quick else SIZES):
         cases += _cases(device, *size)
     rows = run_cases(cases, device, min_run_time=mrt)
-    print(write_results("linear", rows, device, notes="FLOPs: 8 per complex multiply-add; fwd+bwd counts 3x."))
+    if not args.quick:
+        print(write_results("linear", rows, device, notes="FLOPs: 8 per complex multiply-add; fwd+bwd counts 3x."))
+    return rows
 
 
 if __name__ == "__main__":

@@ -92,9 +92,9 @@ def build_cases(device: torch.device, batch: int, names: list[str]) -> list[Case
         ref_model = copy.deepcopy(base)
         _, ref_check = make_step(ref_model, "reference", H, Ft, Wt)
         providers = []
-        backends = [("beamkernels (auto)", "auto")]
+        backends = [("beamkernels[auto]", "auto")]
         if device.type == "cuda" and "triton" in beamkernels.available_backends(device):
-            backends.append(("beamkernels (triton)", "triton"))
+            backends.append(("beamkernels[triton]", "triton"))
         backends.append(("pytorch native", "reference"))
         for label, b in backends:
             step, check = make_step(copy.deepcopy(base), b, H, Ft, Wt)
@@ -106,7 +106,7 @@ def build_cases(device: torch.device, batch: int, names: list[str]) -> list[Case
     return cases
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default=None)
     p.add_argument("--quick", action="store_true", help="batch 8, short timing (checks the script works)")
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
              "whitening BN). GFLOP/s counts conv + linear FLOPs only (8 per complex MAC, step = 3 x forward).")
     if not a.quick:
         write_results("models", rows, device, notes)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

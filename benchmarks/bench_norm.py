@@ -86,7 +86,7 @@ def build_cases(device: torch.device, quick: bool) -> list[Case]:
         return ref.complex_batch_norm(xx, rm, rv, ww, bb, True, 0.1, 1e-5)
 
     naive = beamkernels.nn.NaiveComplexBatchNorm2d(c, device=device)
-    fns = {f"beamkernels-{be}": bk(be) for be in _bk_backends(device)}
+    fns = {f"beamkernels[{be}]": bk(be) for be in _bk_backends(device)}
     fns["plain-pytorch (reference)"] = reference
 
     def fwd_provider(name, f):
@@ -141,7 +141,7 @@ def build_cases(device: torch.device, quick: bool) -> list[Case]:
     return cases
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default=None)
     ap.add_argument("--quick", action="store_true", help="smaller batch (8), shorter timing")
@@ -153,7 +153,9 @@ def main(argv=None) -> None:
     notes = ("Training mode. Compulsory bytes: forward = 3|x| (read x for the statistics, read x and "
              "write y for the apply); forward+backward = 8|x|. '(others)' rows are for information: "
              "outputs not compared (different parametrisations, or no whitening).")
-    print(write_results("norm", rows, device, notes))
+    if not args.quick:
+        print(write_results("norm", rows, device, notes))
+    return rows
 
 
 if __name__ == "__main__":

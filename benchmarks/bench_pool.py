@@ -71,7 +71,7 @@ def _case_pair(device, shape, k, s, p, backends):
     x = torch.randn(*shape, dtype=torch.complex64, device=device)
     y_ref = ref.complex_max_pool2d(x, k, s, p)
     n_in, n_out = x.numel(), y_ref.numel()
-    fns = {f"beamkernels-{b}": _backend_fn(b, k, s, p) for b in backends}
+    fns = {f"beamkernels[{b}]": _backend_fn(b, k, s, p) for b in backends}
     fns["plain-pytorch"] = lambda t: plain_pytorch(t, k, s, p)
     fns.update(_library_providers(k, s, p))
     label = f"{list(shape)} k{k} s{s} p{p}"
@@ -102,7 +102,7 @@ def build_cases(device: torch.device, quick: bool) -> list[Case]:
     return cases
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default=None)
     ap.add_argument("--quick", action="store_true", help="two shapes, short timing")
@@ -112,9 +112,11 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     mrt = args.min_run_time if args.min_run_time is not None else (0.2 if args.quick else 1.0)
     rows = run_cases(build_cases(device, args.quick), device, min_run_time=mrt)
-    print(write_results("pool", rows, device,
-                        notes="Compulsory bytes: fwd = read x + write out; fwd+bwd adds read grad_out + write grad_x. "
-                              "complexPyTorch rebuilds the output from |z| and phase (not the original element)."))
+    if not args.quick:
+        print(write_results("pool", rows, device,
+                            notes="Compulsory bytes: fwd = read x + write out; fwd+bwd adds read grad_out + write grad_x. "
+                                  "complexPyTorch rebuilds the output from |z| and phase (not the original element)."))
+    return rows
 
 
 if __name__ == "__main__":

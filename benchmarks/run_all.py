@@ -33,7 +33,7 @@ def summary(rows: list[dict]) -> str:
              "|" + "---|" * 10]
     for (fam, op, mode, shape), rs in by_case.items():
         ours = [r for r in rs if r["provider"].startswith("beamkernels[") and r["median_ms"] is not None
-                and "reference" not in r["provider"]]
+                and r["provider"] != "beamkernels[reference]"]
         base = [r for r in rs if r["provider"] == r["baseline"] and r["median_ms"] is not None]
         if not ours or not base:
             continue

@@ -61,23 +61,24 @@ BK_HD Cplx<T> act_backward(T gr, T gi, T a, T b, T bias, T* gbias) {
     return {pass ? gr : T(0), pass ? gi : T(0)};
   } else if constexpr (A == Activation::kModReLU) {
     // y = s z, s = 1 + b/r:  dL/dz = s G - b z Re(conj(z) G) / r^3;  dL/db = Re(conj(z) G) / r.
+    // Branch-free (selects, no early return) so that the SIMD loops vectorize.
     const T r2 = a * a + b * b;
-    const T r = std::sqrt(r2);
-    if (!((r > T(0)) && (r + bias > T(0)))) return {T(0), T(0)};
+    const bool nonzero = r2 > T(0);
+    const T r = std::sqrt(nonzero ? r2 : T(1));
+    const bool active = nonzero && (r + bias > T(0));
     const T inv_r = T(1) / r;
     const T s = T(1) + bias * inv_r;
     const T proj = a * gr + b * gi;  // Re(conj(z) G)
-    *gbias += proj * inv_r;
     const T k = bias * proj * inv_r * inv_r * inv_r;
-    return {s * gr - k * a, s * gi - k * b};
+    *gbias += active ? proj * inv_r : T(0);
+    return {active ? s * gr - k * a : T(0), active ? s * gi - k * b : T(0)};
   } else {  // kCardioid, c = a / r, P = Re(conj(z) G) / r^3:
     // dL/da = 0.5 (1 + c) G_r + 0.5 b^2 P;  dL/db = 0.5 (1 + c) G_i - 0.5 a b P.
     const T r2 = a * a + b * b;
-    if (!(r2 > T(0))) return {T(0.5) * gr, T(0.5) * gi};
-    const T r = std::sqrt(r2);
-    const T inv_r = T(1) / r;
-    const T h = T(0.5) * (T(1) + a * inv_r);
-    const T p = T(0.5) * (a * gr + b * gi) * inv_r * inv_r * inv_r;
+    const bool nonzero = r2 > T(0);
+    const T inv_r = T(1) / std::sqrt(nonzero ? r2 : T(1));
+    const T h = nonzero ? T(0.5) * (T(1) + a * inv_r) : T(0.5);
+    const T p = nonzero ? T(0.5) * (a * gr + b * gi) * inv_r * inv_r * inv_r : T(0);
     return {h * gr + b * b * p, h * gi - a * b * p};
   }
 }

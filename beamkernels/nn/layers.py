@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor, nn
 
 from beamkernels import functional as F
+from beamkernels.nn.init import complex_kaiming_
 from beamkernels.ops.layers import check_dropout_p
 
 
 @torch.no_grad()
-def _complex_kaiming_(w: Tensor, fan_in: int) -> Tensor:
-    """Complex He init (Trabelsi et al. 2018): Rayleigh modulus with sigma = 1/sqrt(fan_in) and a
-    uniform phase, so E|w|^2 = 2 sigma^2 = 2 / fan_in as in the real He rule.
-    (Local to this module: beamkernels/nn/init.py is written on another branch.)"""
-    sigma = 1.0 / math.sqrt(fan_in)
-    real = w.real.dtype
-    u = torch.rand(w.shape, dtype=real, device=w.device)
-    modulus = sigma * torch.sqrt(-2.0 * torch.log1p(-u))  # inverse CDF of Rayleigh(sigma); 1 - u in (0, 1]
-    phase = torch.rand(w.shape, dtype=real, device=w.device) * (2 * math.pi) - math.pi
-    w.copy_(torch.polar(modulus, phase))
-    return w
-
-
 class ComplexLinear(nn.Module):
     """``y = x W^T + b`` with complex W [out_features, in_features] and b [out_features].
 
@@ -46,7 +33,7 @@ class ComplexLinear(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        _complex_kaiming_(self.weight, self.in_features)
+        complex_kaiming_(self.weight)  # fan_in = in_features
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 

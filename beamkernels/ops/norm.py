@@ -25,6 +25,7 @@ from beamkernels import _ext
 from beamkernels import reference as ref
 from beamkernels._backend import resolve
 from beamkernels._checks import check_complex, check_min_dim, check_real_param
+from beamkernels.reference.norm import layer_norm_affine
 from beamkernels.ops import _triton
 
 BN_OP = "complex_batch_norm"
@@ -316,12 +317,7 @@ def complex_layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None
     flat = x.reshape(1, -1, math.prod(normalized_shape))
     bn = torch.ops.beamkernels.triton_complex_batch_norm if backend == "triton" else torch.ops.beamkernels.complex_batch_norm
     h = bn(flat, None, None, None, None, float(eps))[0].reshape(*lead, *normalized_shape)
-    if weight is not None:
-        hr, hi = h.real, h.imag
-        h = torch.complex(weight[..., 0] * hr + weight[..., 1] * hi, weight[..., 1] * hr + weight[..., 2] * hi)
-    if bias is not None:
-        h = h + torch.complex(bias[..., 0], bias[..., 1])
-    return h
+    return layer_norm_affine(h, weight, bias)
 
 
 def naive_complex_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,

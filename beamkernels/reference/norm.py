@@ -87,6 +87,17 @@ def complex_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tens
     return whiten_affine(x, mean, cov, weight, bias, eps)
 
 
+def layer_norm_affine(h: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """The per-element symmetric 2x2 affine of the layer norm: G = [[w0, w1], [w1, w2]] on
+    (Re h, Im h), then + (b0 + i b1)."""
+    if weight is not None:
+        hr, hi = h.real, h.imag
+        h = torch.complex(weight[..., 0] * hr + weight[..., 1] * hi, weight[..., 1] * hr + weight[..., 2] * hi)
+    if bias is not None:
+        h = h + torch.complex(bias[..., 0], bias[..., 1])
+    return h
+
+
 def complex_layer_norm(x: Tensor, normalized_shape: tuple[int, ...], weight: Tensor | None = None,
                        bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Per-sample whitening over the trailing dims ``normalized_shape`` of x, then the 2x2 affine
@@ -97,12 +108,7 @@ def complex_layer_norm(x: Tensor, normalized_shape: tuple[int, ...], weight: Ten
     # Every sample (leading index) becomes one "channel" of a batch-norm over its own elements.
     mean, cov = batch_stats(flat)
     h = whiten_affine(flat, mean, cov, None, None, eps).reshape(*lead, *normalized_shape)
-    if weight is not None:
-        hr, hi = h.real, h.imag
-        h = torch.complex(weight[..., 0] * hr + weight[..., 1] * hi, weight[..., 1] * hr + weight[..., 2] * hi)
-    if bias is not None:
-        h = h + torch.complex(bias[..., 0], bias[..., 1])
-    return h
+    return layer_norm_affine(h, weight, bias)
 
 
 def naive_complex_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | None,

@@ -11,7 +11,6 @@ from beamkernels.nn.init import complex_kaiming_
 from beamkernels.ops.layers import check_dropout_p
 
 
-@torch.no_grad()
 class ComplexLinear(nn.Module):
     """``y = x W^T + b`` with complex W [out_features, in_features] and b [out_features].
 

@@ -62,4 +62,44 @@ void bn_fill_shape(BatchNormParams<T>& p, const at::Tensor& x) {
   }
 }
 
+// Forward params. Training: the statistics are written to mean_out/cov_out (then read by the
+// apply pass); eval: mean_out/cov_out hold the running statistics to apply.
+template <typename T>
+BatchNormParams<T> bn_forward_params(const at::Tensor& x, at::Tensor& y, at::Tensor& mean_out, at::Tensor& cov_out,
+                                     const at::Tensor& w, const at::Tensor& b, double eps, bool training) {
+  BatchNormParams<T> p{};
+  bn_fill_shape(p, x);
+  p.x = reinterpret_cast<const T*>(x.data_ptr());
+  p.out = reinterpret_cast<T*>(y.data_ptr());
+  p.mean_in = mean_out.data_ptr<T>();
+  p.cov_in = cov_out.data_ptr<T>();
+  p.mean_out = mean_out.data_ptr<T>();
+  p.cov_out = cov_out.data_ptr<T>();
+  p.weight = w.defined() ? w.data_ptr<T>() : nullptr;
+  p.bias = b.defined() ? b.data_ptr<T>() : nullptr;
+  p.eps = eps;
+  p.training = training;
+  return p;
+}
+
+// Backward params: (grad, x, saved mean/cov, weight) -> grad_x (gx), grad_weight (gw), grad_bias (gb).
+template <typename T>
+BatchNormParams<T> bn_backward_params(const at::Tensor& x, const at::Tensor& grad, at::Tensor& gx,
+                                      const at::Tensor& mean, const at::Tensor& cov, const at::Tensor& w,
+                                      at::Tensor& gw, at::Tensor& gb, double eps, bool training) {
+  BatchNormParams<T> p{};
+  bn_fill_shape(p, x);
+  p.x = reinterpret_cast<const T*>(x.data_ptr());
+  p.grad_out = reinterpret_cast<const T*>(grad.data_ptr());
+  p.out = reinterpret_cast<T*>(gx.data_ptr());
+  p.mean_in = mean.data_ptr<T>();
+  p.cov_in = cov.data_ptr<T>();
+  p.weight = w.defined() ? w.data_ptr<T>() : nullptr;
+  p.grad_weight = gw.data_ptr<T>();
+  p.grad_bias = gb.data_ptr<T>();
+  p.eps = eps;
+  p.training = training;
+  return p;
+}
+
 }  // namespace beamkernels

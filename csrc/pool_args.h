@@ -64,4 +64,20 @@ inline void check_pool_backward(const at::Tensor& grad, const at::Tensor& indice
               width);
 }
 
+// Backward params: grad [N, C, Ho, Wo] and indices (contiguous) scatter into gx [N, C, height, width].
+template <typename T>
+MaxPoolParams<T> make_pool_backward_params(const at::Tensor& grad, const at::Tensor& indices, int64_t height,
+                                           int64_t width, at::Tensor& gx) {
+  MaxPoolParams<T> p{};
+  p.planes = grad.size(0) * grad.size(1);
+  p.height = height;
+  p.width = width;
+  p.out_height = grad.size(2);
+  p.out_width = grad.size(3);
+  p.indices = const_cast<int64_t*>(indices.data_ptr<int64_t>());
+  p.grad_out = reinterpret_cast<const T*>(grad.data_ptr());
+  p.grad_x = reinterpret_cast<T*>(gx.data_ptr());
+  return p;
+}
+
 }  // namespace beamkernels

@@ -21,6 +21,26 @@ def _real_dtype(dtype) -> torch.dtype:
     return (dtype or torch.float32).to_real()  # complex64 -> float32; a real dtype stays
 
 
+def _register_bn_state(m: nn.Module, affine: bool, track_running_stats: bool, weight: Tensor, bias: Tensor,
+                       running_var: Tensor, device) -> None:
+    """torch.nn.BatchNorm's state: parameters `weight`, `bias` (or None without affine) and buffers
+    `running_mean` [C, 2], `running_var`, `num_batches_tracked` (or None without running stats)."""
+    if affine:
+        m.weight = nn.Parameter(weight)
+        m.bias = nn.Parameter(bias)
+    else:
+        m.register_parameter("weight", None)
+        m.register_parameter("bias", None)
+    if track_running_stats:
+        m.register_buffer("running_mean", torch.zeros(running_var.shape[0], 2, dtype=running_var.dtype, device=device))
+        m.register_buffer("running_var", running_var)
+        m.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+    else:
+        m.register_buffer("running_mean", None)
+        m.register_buffer("running_var", None)
+        m.register_buffer("num_batches_tracked", None)
+
+
 class _ComplexBatchNorm(nn.Module):
     """Whitening batch-norm (Trabelsi et al. 2018, sec. 3.5); see complex_batch_norm.
 
@@ -44,20 +64,8 @@ class _ComplexBatchNorm(nn.Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, 3, **kw))
-            self.bias = nn.Parameter(torch.empty(num_features, 2, **kw))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, 2, **kw))
-            self.register_buffer("running_var", torch.empty(num_features, 3, **kw))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _register_bn_state(self, affine, track_running_stats, torch.empty(num_features, 3, **kw),
+                           torch.empty(num_features, 2, **kw), torch.empty(num_features, 3, **kw), device)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
@@ -161,20 +169,8 @@ class NaiveComplexBatchNorm2d(nn.Module):
         kw = dict(device=device, dtype=_real_dtype(dtype))
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.ones(num_features, 2, **kw))
-            self.bias = nn.Parameter(torch.zeros(num_features, 2, **kw))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, 2, **kw))
-            self.register_buffer("running_var", torch.ones(num_features, 2, **kw))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _register_bn_state(self, affine, track_running_stats, torch.ones(num_features, 2, **kw),
+                           torch.zeros(num_features, 2, **kw), torch.ones(num_features, 2, **kw), device)
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != self.num_features:

@@ -22,6 +22,22 @@
 namespace beamkernels {
 namespace {
 
+// The fused epilogue's params (forward and backward share them): planar [N, 2 C_out, Ho*Wo]
+// pre-activation, complex bias, real modReLU bias.
+template <typename T>
+ConvEpilogueParams<T> epilogue_params(const Geometry& g, int64_t activation, const at::Tensor& planar,
+                                      const at::Tensor& bias, const at::Tensor& act_bias) {
+  ConvEpilogueParams<T> p{};
+  p.act = static_cast<Activation>(activation);
+  p.batch = g.n;
+  p.channels = g.cout;
+  p.inner = g.ho * g.wo;
+  p.planar = planar.data_ptr<T>();
+  p.bias = bias.defined() ? reinterpret_cast<const T*>(bias.data_ptr()) : nullptr;
+  p.act_bias = act_bias.defined() ? act_bias.data_ptr<T>() : nullptr;
+  return p;
+}
+
 // Complex weight [C_out, Cg, kh, kw] -> real weight of the interleaved formulation (see top).
 at::Tensor real_weight(const at::Tensor& weight, int64_t dil_w) {
   const at::Tensor wr = at::real(weight), wi = at::imag(weight);
@@ -129,14 +145,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d", [&] {
-    ConvEpilogueParams<scalar_t> p{};
-    p.act = static_cast<Activation>(activation);
-    p.batch = g.n;
-    p.channels = g.cout;
-    p.inner = g.ho * g.wo;
-    p.planar = planar.data_ptr<scalar_t>();
-    p.bias = bias.defined() ? reinterpret_cast<const scalar_t*>(bias.data_ptr()) : nullptr;
-    p.act_bias = act_bias.defined() ? act_bias.data_ptr<scalar_t>() : nullptr;
+    auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);
     p.out = reinterpret_cast<scalar_t*>(y.data_ptr());
     p.num_threads = at::get_num_threads();
     cpu::conv_epilogue_forward<scalar_t>(p);
@@ -159,14 +168,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   at::Tensor grad_planar = at::empty_like(planar);
   at::Tensor row_sums = at::empty({g.n * g.cout, 3}, planar.options());
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_backward", [&] {
-    ConvEpilogueParams<scalar_t> p{};
-    p.act = static_cast<Activation>(activation);
-    p.batch = g.n;
-    p.channels = g.cout;
-    p.inner = g.ho * g.wo;
-    p.planar = planar.data_ptr<scalar_t>();
-    p.bias = bias.defined() ? reinterpret_cast<const scalar_t*>(bias.data_ptr()) : nullptr;
-    p.act_bias = act_bias.defined() ? act_bias.data_ptr<scalar_t>() : nullptr;
+    auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);
     p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
     p.out = grad_planar.data_ptr<scalar_t>();
     p.row_sums = row_sums.data_ptr<scalar_t>();

@@ -34,15 +34,7 @@ at::Tensor complex_max_pool2d_backward(const at::Tensor& grad_in, const at::Tens
   at::Tensor gx = at::empty({grad.size(0), grad.size(1), height, width}, grad.options());
   index_t bad = 0;
   AT_DISPATCH_FLOATING_TYPES(real_dtype(grad), "complex_max_pool2d_backward", [&] {
-    MaxPoolParams<scalar_t> p{};
-    p.planes = grad.size(0) * grad.size(1);
-    p.height = height;
-    p.width = width;
-    p.out_height = grad.size(2);
-    p.out_width = grad.size(3);
-    p.indices = const_cast<int64_t*>(indices.data_ptr<int64_t>());
-    p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
-    p.grad_x = reinterpret_cast<scalar_t*>(gx.data_ptr());
+    auto p = make_pool_backward_params<scalar_t>(grad, indices, height, width, gx);
     p.num_threads = at::get_num_threads();
     bad = cpu::max_pool2d_backward<scalar_t>(p);
   });

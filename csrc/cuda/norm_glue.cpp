@@ -29,21 +29,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_batch_norm_cuda(const at:
   const at::Tensor w = weight ? weight->contiguous() : at::Tensor();
   const at::Tensor b = bias ? bias->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_batch_norm_cuda", [&] {
-    BatchNormParams<scalar_t> p{};
-    bn_fill_shape(p, x);
+    auto p = bn_forward_params<scalar_t>(x, y, mean_out, cov_out, w, b, eps, training);
     const int blocks = cuda::bn_blocks_per_channel(p.outer * p.inner);
     at::Tensor partials = at::empty({std::max<int64_t>(C, 1) * blocks * 6}, x.options().dtype(at::kDouble));
     at::Tensor coefs = at::empty({std::max<int64_t>(C, 1) * 11}, ropt);
-    p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
-    p.out = reinterpret_cast<scalar_t*>(y.data_ptr());
-    p.mean_in = mean_out.data_ptr<scalar_t>();
-    p.cov_in = cov_out.data_ptr<scalar_t>();
-    p.mean_out = mean_out.data_ptr<scalar_t>();
-    p.cov_out = cov_out.data_ptr<scalar_t>();
-    p.weight = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
-    p.bias = b.defined() ? b.data_ptr<scalar_t>() : nullptr;
-    p.eps = eps;
-    p.training = training;
     C10_CUDA_CHECK(cuda::batch_norm_forward<scalar_t>(p, partials.data_ptr<double>(), coefs.data_ptr<scalar_t>(),
                                                       c10::cuda::getCurrentCUDAStream()));
   });
@@ -64,21 +53,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> complex_batch_norm_backward_cuda(
   auto ropt = x.options().dtype(real_dtype(x));
   at::Tensor gw = at::zeros({C, 3}, ropt), gb = at::zeros({C, 2}, ropt);
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_batch_norm_backward_cuda", [&] {
-    BatchNormParams<scalar_t> p{};
-    bn_fill_shape(p, x);
+    auto p = bn_backward_params<scalar_t>(x, grad, gx, mean, cov, w, gw, gb, eps, training);
     const int blocks = cuda::bn_blocks_per_channel(p.outer * p.inner);
     at::Tensor partials = at::empty({std::max<int64_t>(C, 1) * blocks * 6}, x.options().dtype(at::kDouble));
     at::Tensor coefs = at::empty({std::max<int64_t>(C, 1) * 11}, ropt);
-    p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
-    p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
-    p.out = reinterpret_cast<scalar_t*>(gx.data_ptr());
-    p.mean_in = mean.data_ptr<scalar_t>();
-    p.cov_in = cov.data_ptr<scalar_t>();
-    p.weight = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
-    p.grad_weight = gw.data_ptr<scalar_t>();
-    p.grad_bias = gb.data_ptr<scalar_t>();
-    p.eps = eps;
-    p.training = training;
     C10_CUDA_CHECK(cuda::batch_norm_backward<scalar_t>(p, partials.data_ptr<double>(), coefs.data_ptr<scalar_t>(),
                                                        c10::cuda::getCurrentCUDAStream()));
   });

@@ -36,15 +36,7 @@ at::Tensor complex_max_pool2d_backward_cuda(const at::Tensor& grad_in, const at:
   const at::Tensor indices = indices_in.contiguous();
   at::Tensor gx = at::zeros({grad.size(0), grad.size(1), height, width}, grad.options());
   AT_DISPATCH_FLOATING_TYPES(real_dtype(grad), "complex_max_pool2d_backward_cuda", [&] {
-    MaxPoolParams<scalar_t> p{};
-    p.planes = grad.size(0) * grad.size(1);
-    p.height = height;
-    p.width = width;
-    p.out_height = grad.size(2);
-    p.out_width = grad.size(3);
-    p.indices = const_cast<int64_t*>(indices.data_ptr<int64_t>());
-    p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
-    p.grad_x = reinterpret_cast<scalar_t*>(gx.data_ptr());
+    auto p = make_pool_backward_params<scalar_t>(grad, indices, height, width, gx);
     const cudaError_t err = cuda::max_pool2d_backward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(err == cudaSuccess, "beamkernels.complex_max_pool2d_backward: CUDA launch failed: ",
                 cudaGetErrorString(err));

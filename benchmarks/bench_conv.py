@@ -119,19 +119,27 @@ def build_cases(device, batch, layers, activations):
             cases.append(Case("conv", op, "forward", shape, [
                 Provider(n, (lambda f=f, x=x, w=w, b=b: _no_grad(f, x, w, b))) for n, f in fns.items()],
                 baseline="torch-complex", flops=flops, reference=expected, rtol=1e-3, atol=1e-3))
-            # forward + backward (grads of x, weight, bias)
-            provs = []
-            for n, f in fns.items():
-                xs, ws, bs = (t.clone().requires_grad_(True) for t in (x, w, b))
-                mod = next((m for lib, m in _third_party(cin, cout, w, b, device) if lib == n), None) if act is None else None
+            # forward + backward: grads of weight and bias, and of x except for L1, the network's
+            # input layer (x = the channel H never needs a gradient); L1 is also measured with dL/dx.
+            fb_modes = [("forward+backward", name != "L1")]
+            if name == "L1":
+                fb_modes.append(("forward+backward (with dx)", True))
+            for mode, x_grad in fb_modes:
+                provs = []
+                for n, f in fns.items():
+                    xs = x.clone().requires_grad_(x_grad)
+                    ws, bs = (t.clone().requires_grad_(True) for t in (w, b))
+                    mod = (next((m for lib, m in _third_party(cin, cout, w, b, device) if lib == n), None)
+                           if act is None else None)
 
-                def fb(f=f, xs=xs, ws=ws, bs=bs, mod=mod, g=g):
-                    y = mod(xs) if mod is not None else f(xs, ws, bs)
-                    y.backward(g)
-                    return y
-                provs.append(Provider(n, fb, check=lambda f=f, x=x, w=w, b=b: _no_grad(f, x, w, b)))
-            cases.append(Case("conv", op, "forward+backward", shape, provs, baseline="torch-complex",
-                              flops=3 * flops, reference=expected, rtol=1e-3, atol=1e-3))
+                    def fb(f=f, xs=xs, ws=ws, bs=bs, mod=mod, g=g):
+                        y = mod(xs) if mod is not None else f(xs, ws, bs)
+                        y.backward(g)
+                        return y
+                    provs.append(Provider(n, fb, check=lambda f=f, x=x, w=w, b=b: _no_grad(f, x, w, b)))
+                # FLOPs: forward + dL/dW (+ dL/dx)
+                cases.append(Case("conv", op, mode, shape, provs, baseline="torch-complex",
+                                  flops=(3 if x_grad else 2) * flops, reference=expected, rtol=1e-3, atol=1e-3))
     return cases
 
 
@@ -160,7 +168,7 @@ def main(argv=None):
     cases = build_cases(device, batch, layers, activations)
     rows = run_cases(cases, device, min_run_time=args.min_run_time)
     notes = (f"batch {batch}; 3x3 convs, padding 1; complex64. GFLOP/s: 8 real FLOPs per complex MAC "
-             "(forward+backward counted as 3x the forward). Baseline: torch.nn.functional.conv2d on complex64 "
+             "(forward+backward counted as 3x the forward, 2x without dL/dx). Baseline: torch.nn.functional.conv2d on complex64 "
              "(+ modReLU in plain PyTorch).")
     if not args.quick:
         print(write_results("conv", rows, device, notes))

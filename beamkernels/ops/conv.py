@@ -373,12 +373,15 @@ def complex_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = No
                              padding: IntOrPair = 0, output_padding: IntOrPair = 0, groups: int = 1,
                              dilation: IntOrPair = 1, activation: str | None = None,
                              activation_bias: Tensor | None = None) -> Tensor:
-    """Fused complex transposed 2-D convolution: ``activation(conv_transpose2d(x, weight) + bias)``.
+    """Complex transposed 2-D convolution with bias and activation: ``activation(conv_transpose2d(x, weight) + bias)``.
 
     x: complex [N, C_in, H, W]; weight: complex [C_in, C_out / groups, kh, kw] (torch's layout);
-    the transpose (not the conjugate transpose) of conv2d, as torch computes it. The compiled and
-    Triton backends run it as a stride-1 complex_conv2d on the zero-inserted, padded input with
-    the flipped, transposed weight (see _transposed_as_conv).
+    the transpose (not the conjugate transpose) of conv2d, as torch computes it. The Triton backend
+    (and the others when output_padding >= stride in width) runs it as a stride-1 complex_conv2d on
+    the zero-inserted, padded input with the flipped, transposed weight (see _transposed_as_conv),
+    which costs s_h * s_w times the useful work; the cpu and cuda backends run one
+    real transposed conv (oneDNN / cuDNN) producing y's interleaved view directly, then the bias and
+    the activation op (see _transposed_block_real).
 
     Equivalent to: ``act(torch.nn.functional.conv_transpose2d(x, weight, bias, stride, padding,
     output_padding, groups, dilation))``.
@@ -420,8 +423,54 @@ def complex_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = No
     if backend == "reference":
         return ref.complex_conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation,
                                             activation, activation_bias)
+    if backend in ("cpu", "cuda") and output_padding[1] < stride[1]:
+        y = _transposed_block_real(x, weight, stride, padding, output_padding, groups, dilation)
+        return _bias_activation(y, bias, activation, activation_bias)
     x_conv, w_conv = _transposed_as_conv(x, weight, stride, padding, output_padding, groups, dilation)
     return _conv2d_dispatch(op, x_conv, w_conv, bias, (1, 1), (0, 0), dilation, groups, activation, activation_bias)
+
+
+def _transposed_real_weight(weight: Tensor, dil_w: int) -> Tensor:
+    """Complex transposed-conv weight [C_in, C_out / g, kh, kw] -> the real one of
+    _transposed_block_real, [2 C_in, C_out / g, kh, 2 d_w (kw - 1) + 2]: input channel 2c (Re x_c)
+    has the taps (Wr, Wi) at columns 2 d_w j + {0, 1} (output Re, Im), channel 2c + 1 (Im x_c)
+    the taps (-Wi, Wr); zeros between the taps for d_w > 1."""
+    wr, wi = weight.real, weight.imag
+    w = torch.stack([torch.stack([wr, wi], -1), torch.stack([-wi, wr], -1)], 1)  # [C_in, 2, C_out/g, kh, kw, 2]
+    cin, cg, kh, kw = weight.shape
+    if dil_w == 1:
+        return w.reshape(2 * cin, cg, kh, 2 * kw)
+    big = torch.stack([w] + [torch.zeros_like(w)] * (dil_w - 1), -2)  # [..., kw, d_w, 2]
+    return big.reshape(2 * cin, cg, kh, 2 * kw * dil_w)[..., :2 * dil_w * (kw - 1) + 2]
+
+
+def _transposed_block_real(x: Tensor, weight: Tensor, stride, padding, output_padding, groups: int,
+                           dilation) -> Tensor:
+    """conv_transpose2d as ONE real transposed conv (ATen: oneDNN / cuDNN) whose output is y's
+    interleaved real view [N, C_out, Ho, 2 Wo], so y needs no layout copy and no zero insertion:
+    input x in planar form [N, 2 C_in, H, W] (channel 2c + q = part q of x_c; one copy of the small
+    input), stride (s_h, 2 s_w), padding (p_h, 2 p_w), output_padding (op_h, 2 op_w), dilation
+    (d_h, 1) with the width taps of _transposed_real_weight. Needs 2 op_w < 2 s_w (the caller falls
+    back to the stride-1 rewrite otherwise). Autograd differentiates the real transposed conv."""
+    n, c, h, w = x.shape
+    xp = torch.view_as_real(x).permute(0, 1, 4, 2, 3).reshape(n, 2 * c, h, w)
+    yr = TF.conv_transpose2d(xp, _transposed_real_weight(weight, dilation[1]), None, (stride[0], 2 * stride[1]),
+                             (padding[0], 2 * padding[1]), (output_padding[0], 2 * output_padding[1]), groups,
+                             (dilation[0], 1))
+    return torch.view_as_complex(yr.view(n, yr.shape[1], yr.shape[2], yr.shape[3] // 2, 2))
+
+
+def _bias_activation(y: Tensor, bias: Tensor | None, activation: str | None, activation_bias: Tensor | None) -> Tensor:
+    """act(y + bias) with beamkernels' activation ops (two passes; one without an activation)."""
+    from beamkernels.ops import activation as act_ops
+
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1)
+    if activation is None:
+        return y
+    if activation == "modrelu":
+        return act_ops.modrelu(y, activation_bias)
+    return getattr(act_ops, activation)(y)
 
 
 def _transposed_as_conv(x: Tensor, weight: Tensor, stride, padding, output_padding, groups: int, dilation):

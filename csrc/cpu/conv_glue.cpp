@@ -77,10 +77,16 @@ at::Tensor real_view(const at::Tensor& x) {  // contiguous complex [N, C, H, W] 
   return at::view_as_real(x).reshape({x.size(0), x.size(1), x.size(2), 2 * x.size(3)});
 }
 
-// Formulation by shape (measured single-threaded, README): with many input channels per group the
-// layer is compute-bound and Gauss's 3 real convs (3 real MACs per complex MAC) beat the one
-// interleaved conv (4); with few, the interleaved conv's saved layout copies win.
-bool use_gauss(const Geometry& g, int64_t groups) { return g.cin / groups >= 32; }
+// Formulation by shape. Interleaved: ONE real conv, 4 real MACs per complex MAC, no copy of x.
+// Gauss: 3 real convs (3 real MACs per complex MAC) on Re/Im planes copied out of x. Measured per
+// pass (1 thread, page faults excluded; thesis/U-Net layers at batch 32): the forward is as fast
+// interleaved up to 16 input channels per group (16 -> 16 at 36x144: 37 vs 43 ms) and slower from 32;
+// the backward is 5-9% faster with Gauss from 16 (16 -> 16 at 36x144: 119 vs 128 ms fwd+bwd) and
+// ties at 5 (L1). Channels-last planes for Gauss (oneDNN's native layout) measured no faster once
+// their layout copies are counted.
+bool use_gauss(const Geometry& g, int64_t groups, bool backward) {
+  return g.cin / groups >= (backward ? 16 : 32);
+}
 
 // Gauss: k1 = conv(xr + xi, Wr), k2 = conv(xr, Wi - Wr), k3 = conv(xi, Wr + Wi);
 // Re z = k1 - k3, Im z = k1 + k2. Returns the planar [N, 2 C_out, Ho, Wo] (Re at 2o, Im at 2o + 1).
@@ -92,7 +98,11 @@ at::Tensor gauss_forward(const at::Tensor& x, const at::Tensor& weight, const Ge
     return at::convolution(a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups);
   };
   const at::Tensor k1 = conv(xr + xi, wr), k2 = conv(xr, wi - wr), k3 = conv(xi, wr + wi);
-  return at::stack({k1 - k3, k1 + k2}, 2).view({g.n, 2 * g.cout, g.ho, g.wo});
+  at::Tensor planar = at::empty({g.n, g.cout, 2, g.ho, g.wo}, k1.options().memory_format(at::MemoryFormat::Contiguous));
+  at::Tensor re = planar.select(2, 0), im = planar.select(2, 1);
+  at::sub_out(re, k1, k3);
+  at::add_out(im, k1, k2);
+  return planar.view({g.n, 2 * g.cout, g.ho, g.wo});
 }
 
 // Backward of gauss_forward from the planar dL/dz: dk1 = gR + gI, dk2 = gI, dk3 = -gR, then each
@@ -102,7 +112,11 @@ void gauss_backward(const at::Tensor& grad_planar, const at::Tensor& x, const at
                     bool need_x, bool need_w, at::Tensor& gx, at::Tensor& gw) {
   const at::Tensor gp = grad_planar.view({g.n, g.cout, 2, g.ho, g.wo});
   const at::Tensor g_re = gp.select(2, 0), g_im = gp.select(2, 1);
-  const at::Tensor dk1 = (g_re + g_im).contiguous(), dk2 = g_im.contiguous(), dk3 = (-g_re).contiguous();
+  const auto opts = grad_planar.options();
+  at::Tensor dk1 = at::empty({g.n, g.cout, g.ho, g.wo}, opts), dk3 = at::empty({g.n, g.cout, g.ho, g.wo}, opts);
+  at::add_out(dk1, g_re, g_im);
+  at::neg_out(dk3, g_re);
+  const at::Tensor dk2 = g_im.contiguous();
   const at::Tensor xr = at::real(x).contiguous(), xi = at::imag(x).contiguous();
   const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
   auto back = [&](const at::Tensor& d, const at::Tensor& a, const at::Tensor& w) {
@@ -114,13 +128,17 @@ void gauss_backward(const at::Tensor& grad_planar, const at::Tensor& x, const at
   auto b3 = back(dk3, xi, wr + wi);
   if (need_x) {
     const at::Tensor& dxs = std::get<0>(b1);
-    gx = at::complex(std::get<0>(b2) + dxs, std::get<0>(b3) + dxs);
+    gx = at::empty({g.n, g.cin, g.h, g.w}, x.options().memory_format(at::MemoryFormat::Contiguous));
+    const at::Tensor gxr = at::view_as_real(gx);
+    at::Tensor gx_re = gxr.select(-1, 0), gx_im = gxr.select(-1, 1);
+    at::add_out(gx_re, std::get<0>(b2), dxs);
+    at::add_out(gx_im, std::get<0>(b3), dxs);
   }
   if (need_w) {
     const at::Tensor& d1 = std::get<1>(b1);
     const at::Tensor& d2 = std::get<1>(b2);
     const at::Tensor& d3 = std::get<1>(b3);
-    gw = at::complex(d1 - d2 + d3, d2 + d3);
+    gw = at::complex(d1 - d2 + d3, d2 + d3).contiguous();
   }
 }
 
@@ -134,7 +152,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
   at::Tensor planar;
   if (g.n == 0) {
     planar = at::empty({0, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)));
-  } else if (use_gauss(g, groups)) {
+  } else if (use_gauss(g, groups, false)) {
     planar = gauss_forward(x, weight, g, stride, padding, dilation, groups);
   } else {
     planar = at::convolution(real_view(x), real_weight(weight, dilation[1]), c10::nullopt, {stride[0], 2 * stride[1]},
@@ -185,8 +203,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
     if (g.n == 0) {
       if (output_mask[0]) gx = at::zeros_like(x);
       if (output_mask[1]) gw = at::zeros_like(weight, at::MemoryFormat::Contiguous);
-    } else if (use_gauss(g, groups)) {
-      gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0], output_mask[1], gx, gw);
+    } else if (use_gauss(g, groups, true)) {
+      gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0], output_mask[1], gx,
+                     gw);
     } else {
       // dL/dW from the interleaved formulation's real conv; dL/dx from a stride-1 block-real
       // backward-data conv (measured single-threaded: as fast as the interleaved one's strided

@@ -256,10 +256,13 @@ def test_conv1d_gradcheck_complex128(backend, device):
 # ---- conv_transpose2d ----
 
 
-# (N, C_in, C_out, H, W, kernel, stride, padding, output_padding, groups, dilation); the last one has
-# padding > dilation * (k - 1) (the stride-1 rewrite crops).
+# (N, C_in, C_out, H, W, kernel, stride, padding, output_padding, groups, dilation); the third has
+# padding > dilation * (k - 1) (the stride-1 rewrite crops); the fourth output_padding >= stride
+# (allowed by dilation: the cpu/cuda block-real path falls back to the stride-1 rewrite); the last
+# is the U-Net's 2x2 stride-2 upsampling with an odd width.
 @pytest.mark.parametrize("case", [(2, 3, 5, 4, 5, 3, 2, 1, 1, 1, 1), (1, 4, 6, 5, 3, (2, 3), (2, 1), (1, 0), (1, 0), 2, 2),
-                                  (2, 3, 4, 4, 5, 2, 2, 2, 0, 1, 1)])
+                                  (2, 3, 4, 4, 5, 2, 2, 2, 0, 1, 1), (1, 2, 3, 4, 3, 3, 1, 1, 1, 1, 2),
+                                  (2, 6, 3, 3, 5, 2, 2, 0, 0, 1, 1)])
 @pytest.mark.parametrize("activation", [None, "modrelu"])
 def test_conv_transpose2d_matches_torch(backend, device, case, activation):
     n, cin, cout, h, w_, k, s, p, op, g, d = case
@@ -287,6 +290,44 @@ def test_conv_transpose2d_matches_torch(backend, device, case, activation):
         lhs = (torch.nn.functional.conv_transpose2d(x, w, None, s, p, op, g, d) * u).sum()
         rhs = (x * ref.complex_conv2d(u, w, None, s, p, 1, 1)).sum()
         assert_close(lhs, rhs, rtol=1e-4, atol=1e-3)
+
+
+# (stride, output_padding, dilation): the block-real transposed conv (cpu/cuda) and the stride-1 rewrite.
+@pytest.mark.parametrize("geom", [((2, 2), (1, 0), (1, 1)), ((1, 1), (1, 1), (2, 2))])
+def test_conv_transpose2d_gradcheck_complex128(backend, device, geom):
+    s, op, d = geom
+    x = crandn(1, 2, 3, 4, dtype=torch.complex128, device=device, requires_grad=True)
+    w = crandn(2, 3, 2, 3, dtype=torch.complex128, device=device, requires_grad=True)
+    b = crandn(3, dtype=torch.complex128, device=device, requires_grad=True)
+    ab = torch.linspace(-0.3, 0.2, 3, dtype=torch.float64, device=device).requires_grad_(True)
+
+    def fn(x, w, b, ab):
+        return F.complex_conv_transpose2d(x, w, b, stride=s, padding=1, output_padding=op, dilation=d,
+                                          activation="modrelu", activation_bias=ab)
+
+    gradcheck(backend, fn, [x, w, b, ab], **_gradcheck_mode(backend))
+
+
+def test_conv_transpose2d_torch_compile_fullgraph(backend, device):
+    skip_compile_if_interpreted(backend)
+    torch._dynamo.reset()
+    x = crandn(2, 4, 3, 5, device=device, requires_grad=True)
+    w = crandn(4, 2, 2, 2, device=device, requires_grad=True)
+    b = crandn(2, device=device, requires_grad=True)
+
+    def f(x, w, b):
+        return F.complex_conv_transpose2d(x, w, b, stride=2, activation="cardioid").abs().sum()
+
+    with beamkernels.use_backend(backend):
+        compiled = torch.compile(f, fullgraph=True, backend="aot_eager" if device.type == "cpu" else "inductor")
+        out = compiled(x, w, b)
+        grads = torch.autograd.grad(out, [x, w, b])
+    t = [v.detach().clone().requires_grad_(True) for v in (x, w, b)]
+    expected = ref.complex_conv_transpose2d(t[0], t[1], t[2], 2, activation="cardioid").abs().sum()
+    grads_ref = torch.autograd.grad(expected, t)
+    assert_close(out, expected, rtol=1e-3, atol=1e-3)
+    for gi, gr in zip(grads, grads_ref):
+        assert_close(gi, gr, rtol=1e-3, atol=1e-3)
 
 
 # ---- bad input ----

@@ -22,9 +22,38 @@ struct ConvEpilogueParams {
   const T* bias;                   // interleaved complex [C_out] or nullptr
   const T* act_bias;               // modReLU's real bias [C_out] or nullptr
   const T* grad_out;               // backward: interleaved complex [N, C_out, inner]
-  T* out;                          // forward: y interleaved [N, C_out, inner]; backward: planar dL/dz
+  T* out;                          // forward: y interleaved [N, C_out, inner]; backward: dL/dz planes
   T* row_sums;                     // backward: [N * C_out, 3] = (sum Re dL/dz, sum Im dL/dz, dL/dact_bias)
+  // backward: where row (n, o)'s planes go, in elements from out: base = n * out_batch + o * out_channel;
+  // Re dL/dz at base + out_re, Im at base + out_im, and (out_sum >= 0) Re + Im at base + out_sum.
+  // Planar (interleaved formulation): out_batch = 2 C_out inner, out_channel = 2 inner, re 0, im inner.
+  // Gauss: three [N, C_out, inner] tensors dk1 = Re + Im, dk2 = Im, dk3' = Re one after the other.
+  index_t out_batch, out_channel, out_re, out_im, out_sum;
   int num_threads;                 // CPU only
+};
+
+// Gauss backward's dL/dx (CPU): from the data gradients dx1, dx2, dx3' of the 3 real convs (each
+// [N, C_in, inner] real; dk3' = +Re dL/dz, so dx3' = -dx3) to interleaved complex
+// dL/dx = (dx2 + dx1) + i (dx1 - dx3').
+template <typename T>
+struct GaussCombineParams {
+  index_t size;  // N * C_in * inner
+  const T* dx1;
+  const T* dx2;
+  const T* dx3;
+  T* out;        // interleaved complex [N, C_in, inner]
+  int num_threads;
+};
+
+// Gauss forward / backward input planes (CPU): interleaved complex x [size] -> xr, xi, xr + xi.
+template <typename T>
+struct GaussSplitParams {
+  index_t size;
+  const T* x;
+  T* re;
+  T* im;
+  T* sum;
+  int num_threads;
 };
 
 // Direct implicit-GEMM kernels (CUDA): all sizes and strides in elements of the complex tensor

@@ -7,6 +7,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+
 namespace beamkernels {
 namespace cpu {
 namespace {
@@ -23,21 +25,36 @@ __attribute__((always_inline)) inline void fwd_row(const T* __restrict re, const
   }
 }
 
-// One row: interleaved grad_y, planes of z (bias not added) -> planes of dL/dz; returns sums.
+// One row: interleaved grad_y, planes of z (bias not added) -> planes of dL/dz (and, with gsum,
+// of Re + Im dL/dz: Gauss's dk1); returns sums.
 template <Activation A, typename T>
 __attribute__((always_inline)) inline void bwd_row(const T* __restrict g, const T* __restrict re,
                                                    const T* __restrict im, T* __restrict gre, T* __restrict gim,
-                                                   index_t n, T br, T bi, T ab, T* sums) {
+                                                   T* __restrict gsum, index_t n, T br, T bi, T ab, T* sums) {
   T sr = T(0), si = T(0), sb = T(0);
+  if (gsum == nullptr) {
 #pragma omp simd reduction(+ : sr, si, sb)
-  for (index_t i = 0; i < n; ++i) {
-    T local = T(0);
-    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[i] + br, im[i] + bi, ab, &local);
-    gre[i] = v.re;
-    gim[i] = v.im;
-    sr += v.re;
-    si += v.im;
-    sb += local;
+    for (index_t i = 0; i < n; ++i) {
+      T local = T(0);
+      const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[i] + br, im[i] + bi, ab, &local);
+      gre[i] = v.re;
+      gim[i] = v.im;
+      sr += v.re;
+      si += v.im;
+      sb += local;
+    }
+  } else {
+#pragma omp simd reduction(+ : sr, si, sb)
+    for (index_t i = 0; i < n; ++i) {
+      T local = T(0);
+      const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[i] + br, im[i] + bi, ab, &local);
+      gre[i] = v.re;
+      gim[i] = v.im;
+      gsum[i] = v.re + v.im;
+      sr += v.re;
+      si += v.im;
+      sb += local;
+    }
   }
   sums[0] = sr;
   sums[1] = si;
@@ -49,9 +66,9 @@ __attribute__((always_inline)) inline void bwd_row(const T* __restrict g, const 
   BK_CLONES void cfwd_##SUFFIX(const T* re, const T* im, T* y, index_t n, T br, T bi, T ab) {                \
     fwd_row<A, T>(re, im, y, n, br, bi, ab);                                                                \
   }                                                                                                         \
-  BK_CLONES void cbwd_##SUFFIX(const T* g, const T* re, const T* im, T* gre, T* gim, index_t n, T br, T bi, T ab, \
-                               T* sums) {                                                                   \
-    bwd_row<A, T>(g, re, im, gre, gim, n, br, bi, ab, sums);                                                \
+  BK_CLONES void cbwd_##SUFFIX(const T* g, const T* re, const T* im, T* gre, T* gim, T* gsum, index_t n, T br, \
+                               T bi, T ab, T* sums) {                                                       \
+    bwd_row<A, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);                                          \
   }
 #define BK_CONV_ROW_FNS_T(T, S)                       \
   BK_CONV_ROW_FNS(Activation::kNone, T, none_##S)      \
@@ -67,7 +84,7 @@ BK_CONV_ROW_FNS_T(double, d)
 template <typename T>
 struct ConvRowFns {
   void (*fwd)(const T*, const T*, T*, index_t, T, T, T);
-  void (*bwd)(const T*, const T*, const T*, T*, T*, index_t, T, T, T, T*);
+  void (*bwd)(const T*, const T*, const T*, T*, T*, T*, index_t, T, T, T, T*);
 };
 
 #define BK_PICK(S)                                                          \
@@ -113,11 +130,68 @@ void conv_epilogue_backward(const ConvEpilogueParams<T>& p) {
     const index_t plane = (n * 2 * p.channels + 2 * o) * p.inner;
     const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
     const T ab = p.act_bias ? p.act_bias[o] : T(0);
-    fns.bwd(p.grad_out + 2 * r * p.inner, p.planar + plane, p.planar + plane + p.inner, p.out + plane,
-            p.out + plane + p.inner, p.inner, br, bi, ab, p.row_sums + 3 * r);
+    T* base = p.out + n * p.out_batch + o * p.out_channel;
+    fns.bwd(p.grad_out + 2 * r * p.inner, p.planar + plane, p.planar + plane + p.inner, base + p.out_re,
+            base + p.out_im, p.out_sum >= 0 ? base + p.out_sum : nullptr, p.inner, br, bi, ab, p.row_sums + 3 * r);
   }
 }
 
+// Elementwise, memory-bound: chunks of kGaussGrain elements per thread.
+constexpr index_t kGaussGrain = 1 << 15;
+
+namespace {
+template <typename T>
+__attribute__((always_inline)) inline void combine_chunk(const T* __restrict dx1, const T* __restrict dx2, const T* __restrict dx3,
+                                T* __restrict out, index_t n) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) {
+    out[2 * i] = dx2[i] + dx1[i];
+    out[2 * i + 1] = dx1[i] - dx3[i];
+  }
+}
+template <typename T>
+__attribute__((always_inline)) inline void split_chunk(const T* __restrict x, T* __restrict re, T* __restrict im, T* __restrict sum, index_t n) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) {
+    re[i] = x[2 * i];
+    im[i] = x[2 * i + 1];
+    sum[i] = x[2 * i] + x[2 * i + 1];
+  }
+}
+BK_CLONES void combine_f(const float* a, const float* b, const float* c, float* o, index_t n) { combine_chunk(a, b, c, o, n); }
+BK_CLONES void combine_d(const double* a, const double* b, const double* c, double* o, index_t n) { combine_chunk(a, b, c, o, n); }
+BK_CLONES void split_f(const float* x, float* r, float* i, float* s, index_t n) { split_chunk(x, r, i, s, n); }
+BK_CLONES void split_d(const double* x, double* r, double* i, double* s, index_t n) { split_chunk(x, r, i, s, n); }
+inline void combine(const float* a, const float* b, const float* c, float* o, index_t n) { combine_f(a, b, c, o, n); }
+inline void combine(const double* a, const double* b, const double* c, double* o, index_t n) { combine_d(a, b, c, o, n); }
+inline void split(const float* x, float* r, float* i, float* s, index_t n) { split_f(x, r, i, s, n); }
+inline void split(const double* x, double* r, double* i, double* s, index_t n) { split_d(x, r, i, s, n); }
+}  // namespace
+
+template <typename T>
+void gauss_combine(const GaussCombineParams<T>& p) {
+  const index_t chunks = (p.size + kGaussGrain - 1) / kGaussGrain;
+#pragma omp parallel for schedule(static) num_threads(p.num_threads) if (chunks > 1)
+  for (index_t c = 0; c < chunks; ++c) {
+    const index_t lo = c * kGaussGrain, n = std::min(kGaussGrain, p.size - lo);
+    combine(p.dx1 + lo, p.dx2 + lo, p.dx3 + lo, p.out + 2 * lo, n);
+  }
+}
+
+template <typename T>
+void gauss_split(const GaussSplitParams<T>& p) {
+  const index_t chunks = (p.size + kGaussGrain - 1) / kGaussGrain;
+#pragma omp parallel for schedule(static) num_threads(p.num_threads) if (chunks > 1)
+  for (index_t c = 0; c < chunks; ++c) {
+    const index_t lo = c * kGaussGrain, n = std::min(kGaussGrain, p.size - lo);
+    split(p.x + 2 * lo, p.re + lo, p.im + lo, p.sum + lo, n);
+  }
+}
+
+template void gauss_combine<float>(const GaussCombineParams<float>&);
+template void gauss_combine<double>(const GaussCombineParams<double>&);
+template void gauss_split<float>(const GaussSplitParams<float>&);
+template void gauss_split<double>(const GaussSplitParams<double>&);
 template void conv_epilogue_forward<float>(const ConvEpilogueParams<float>&);
 template void conv_epilogue_forward<double>(const ConvEpilogueParams<double>&);
 template void conv_epilogue_backward<float>(const ConvEpilogueParams<float>&);

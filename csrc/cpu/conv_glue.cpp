@@ -88,57 +88,75 @@ bool use_gauss(const Geometry& g, int64_t groups, bool backward) {
   return g.cin / groups >= (backward ? 16 : 32);
 }
 
+// x's planes for Gauss: [3, N, C_in, H, W] = (xr, xi, xr + xi), one pass over x.
+at::Tensor gauss_planes(const at::Tensor& x) {
+  at::Tensor planes = at::empty({3, x.size(0), x.size(1), x.size(2), x.size(3)}, x.options().dtype(real_dtype(x)));
+  AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_gauss_split", [&] {
+    GaussSplitParams<scalar_t> p{};
+    p.size = x.numel();
+    p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
+    p.re = planes.data_ptr<scalar_t>();
+    p.im = p.re + p.size;
+    p.sum = p.im + p.size;
+    p.num_threads = at::get_num_threads();
+    cpu::gauss_split<scalar_t>(p);
+  });
+  return planes;
+}
+
 // Gauss: k1 = conv(xr + xi, Wr), k2 = conv(xr, Wi - Wr), k3 = conv(xi, Wr + Wi);
 // Re z = k1 - k3, Im z = k1 + k2. Returns the planar [N, 2 C_out, Ho, Wo] (Re at 2o, Im at 2o + 1).
 at::Tensor gauss_forward(const at::Tensor& x, const at::Tensor& weight, const Geometry& g, at::IntArrayRef stride,
                          at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
-  const at::Tensor xr = at::real(x).contiguous(), xi = at::imag(x).contiguous();
+  const at::Tensor planes = gauss_planes(x);
   const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
   auto conv = [&](const at::Tensor& a, const at::Tensor& w) {
     return at::convolution(a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups);
   };
-  const at::Tensor k1 = conv(xr + xi, wr), k2 = conv(xr, wi - wr), k3 = conv(xi, wr + wi);
-  at::Tensor planar = at::empty({g.n, g.cout, 2, g.ho, g.wo}, k1.options().memory_format(at::MemoryFormat::Contiguous));
+  const at::Tensor k1 = conv(planes[2], wr), k2 = conv(planes[0], wi - wr), k3 = conv(planes[1], wr + wi);
+  at::Tensor planar = at::empty({g.n, g.cout, 2, g.ho, g.wo}, k1.options());
   at::Tensor re = planar.select(2, 0), im = planar.select(2, 1);
   at::sub_out(re, k1, k3);
   at::add_out(im, k1, k2);
   return planar.view({g.n, 2 * g.cout, g.ho, g.wo});
 }
 
-// Backward of gauss_forward from the planar dL/dz: dk1 = gR + gI, dk2 = gI, dk3 = -gR, then each
-// real conv's data and weight gradients, summed back to (dL/dxr, dL/dxi) and (dL/dWr, dL/dWi).
-void gauss_backward(const at::Tensor& grad_planar, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
+// Backward of gauss_forward from dk = [3, N, C_out, Ho, Wo] = (dk1, dk2, dk3') = (gR + gI, gI, gR)
+// (written by the fused prologue; dk3 = -gR enters with its sign folded in below): each real
+// conv's data and weight gradients, combined to dL/dx = (dx2 + dx1) + i (dx1 - dx3') and
+// dL/dW = (d1 - d2 - d3') + i (d2 - d3').
+void gauss_backward(const at::Tensor& dk, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
                     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                     bool need_x, bool need_w, at::Tensor& gx, at::Tensor& gw) {
-  const at::Tensor gp = grad_planar.view({g.n, g.cout, 2, g.ho, g.wo});
-  const at::Tensor g_re = gp.select(2, 0), g_im = gp.select(2, 1);
-  const auto opts = grad_planar.options();
-  at::Tensor dk1 = at::empty({g.n, g.cout, g.ho, g.wo}, opts), dk3 = at::empty({g.n, g.cout, g.ho, g.wo}, opts);
-  at::add_out(dk1, g_re, g_im);
-  at::neg_out(dk3, g_re);
-  const at::Tensor dk2 = g_im.contiguous();
-  const at::Tensor xr = at::real(x).contiguous(), xi = at::imag(x).contiguous();
+  const at::Tensor planes = gauss_planes(x);
   const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
   auto back = [&](const at::Tensor& d, const at::Tensor& a, const at::Tensor& w) {
     return at::convolution_backward(d, a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups,
                                     {need_x, need_w, false});
   };
-  auto b1 = back(dk1, xr + xi, wr);
-  auto b2 = back(dk2, xr, wi - wr);
-  auto b3 = back(dk3, xi, wr + wi);
+  auto b1 = back(dk[0], planes[2], wr);
+  auto b2 = back(dk[1], planes[0], wi - wr);
+  auto b3 = back(dk[2], planes[1], wr + wi);
   if (need_x) {
-    const at::Tensor& dxs = std::get<0>(b1);
-    gx = at::empty({g.n, g.cin, g.h, g.w}, x.options().memory_format(at::MemoryFormat::Contiguous));
-    const at::Tensor gxr = at::view_as_real(gx);
-    at::Tensor gx_re = gxr.select(-1, 0), gx_im = gxr.select(-1, 1);
-    at::add_out(gx_re, std::get<0>(b2), dxs);
-    at::add_out(gx_im, std::get<0>(b3), dxs);
+    gx = at::empty({g.n, g.cin, g.h, g.w}, x.options());
+    const at::Tensor dx1 = std::get<0>(b1).contiguous(), dx2 = std::get<0>(b2).contiguous(),
+                     dx3 = std::get<0>(b3).contiguous();
+    AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_gauss_combine", [&] {
+      GaussCombineParams<scalar_t> p{};
+      p.size = dx1.numel();
+      p.dx1 = dx1.data_ptr<scalar_t>();
+      p.dx2 = dx2.data_ptr<scalar_t>();
+      p.dx3 = dx3.data_ptr<scalar_t>();
+      p.out = reinterpret_cast<scalar_t*>(gx.data_ptr());
+      p.num_threads = at::get_num_threads();
+      cpu::gauss_combine<scalar_t>(p);
+    });
   }
   if (need_w) {
     const at::Tensor& d1 = std::get<1>(b1);
     const at::Tensor& d2 = std::get<1>(b2);
     const at::Tensor& d3 = std::get<1>(b3);
-    gw = at::complex(d1 - d2 + d3, d2 + d3).contiguous();
+    gw = at::complex(d1 - d2 - d3, d2 - d3).contiguous();
   }
 }
 
@@ -183,13 +201,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   const at::Tensor x = x_in.contiguous(), grad = grad_in.contiguous(), planar = saved.contiguous();
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
-  at::Tensor grad_planar = at::empty_like(planar);
+  // The fused prologue writes dL/dz where the convs' backward reads it: planar [N, 2 C_out, Ho, Wo]
+  // for the interleaved formulation, Gauss's three [N, C_out, Ho, Wo] planes (gR + gI, gI, gR).
+  const bool gauss = g.n > 0 && (output_mask[0] || output_mask[1]) && use_gauss(g, groups, true);
+  const int64_t inner = g.ho * g.wo;
+  at::Tensor grad_planar = gauss ? at::empty({3, g.n, g.cout, g.ho, g.wo}, planar.options()) : at::empty_like(planar);
   at::Tensor row_sums = at::empty({g.n * g.cout, 3}, planar.options());
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_backward", [&] {
     auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);
     p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
     p.out = grad_planar.data_ptr<scalar_t>();
     p.row_sums = row_sums.data_ptr<scalar_t>();
+    if (gauss) {
+      const int64_t plane = g.n * g.cout * inner;
+      p.out_batch = g.cout * inner, p.out_channel = inner, p.out_sum = 0, p.out_im = plane, p.out_re = 2 * plane;
+    } else {
+      p.out_batch = 2 * g.cout * inner, p.out_channel = 2 * inner, p.out_re = 0, p.out_im = inner, p.out_sum = -1;
+    }
     p.num_threads = at::get_num_threads();
     cpu::conv_epilogue_backward<scalar_t>(p);
   });
@@ -203,7 +231,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
     if (g.n == 0) {
       if (output_mask[0]) gx = at::zeros_like(x);
       if (output_mask[1]) gw = at::zeros_like(weight, at::MemoryFormat::Contiguous);
-    } else if (use_gauss(g, groups, true)) {
+    } else if (gauss) {
       gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0], output_mask[1], gx,
                      gw);
     } else {

@@ -37,6 +37,7 @@ CASES = [
     (2, 6, 4, 8, 7, (2, 3), (2, 1), (0, 2), 1, 2),  # even kernel, mixed strides and paddings
     (2, 3, 6, 6, 7, 3, 3, 2, 2, 3),                 # depthwise-like, stride 3, dilation 2
     (1, 64, 4, 4, 5, 3, 2, 1, (1, 2), 2),           # 32 channels per group: the CPU's Gauss formulation
+    (2, 16, 3, 5, 4, 3, 1, 1, 1, 1),                # 16 per group: CPU interleaved forward, Gauss backward
 ]
 
 

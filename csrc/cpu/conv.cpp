@@ -25,40 +25,37 @@ __attribute__((always_inline)) inline void fwd_row(const T* __restrict re, const
   }
 }
 
-// One row: interleaved grad_y, planes of z (bias not added) -> planes of dL/dz (and, with gsum,
-// of Re + Im dL/dz: Gauss's dk1); returns sums.
-template <Activation A, typename T>
-__attribute__((always_inline)) inline void bwd_row(const T* __restrict g, const T* __restrict re,
-                                                   const T* __restrict im, T* __restrict gre, T* __restrict gim,
-                                                   T* __restrict gsum, index_t n, T br, T bi, T ab, T* sums) {
+// One row: interleaved grad_y, planes of z (bias not added) -> planes of dL/dz (and, with Sum,
+// of Re + Im dL/dz: Gauss's dk1); accumulates the row sums.
+template <Activation A, bool Sum, typename T>
+__attribute__((always_inline)) inline void bwd_loop(const T* __restrict g, const T* __restrict re,
+                                                    const T* __restrict im, T* __restrict gre, T* __restrict gim,
+                                                    T* __restrict gsum, index_t n, T br, T bi, T ab, T* sums) {
   T sr = T(0), si = T(0), sb = T(0);
-  if (gsum == nullptr) {
 #pragma omp simd reduction(+ : sr, si, sb)
-    for (index_t i = 0; i < n; ++i) {
-      T local = T(0);
-      const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[i] + br, im[i] + bi, ab, &local);
-      gre[i] = v.re;
-      gim[i] = v.im;
-      sr += v.re;
-      si += v.im;
-      sb += local;
-    }
-  } else {
-#pragma omp simd reduction(+ : sr, si, sb)
-    for (index_t i = 0; i < n; ++i) {
-      T local = T(0);
-      const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[i] + br, im[i] + bi, ab, &local);
-      gre[i] = v.re;
-      gim[i] = v.im;
-      gsum[i] = v.re + v.im;
-      sr += v.re;
-      si += v.im;
-      sb += local;
-    }
+  for (index_t i = 0; i < n; ++i) {
+    T local = T(0);
+    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[i] + br, im[i] + bi, ab, &local);
+    gre[i] = v.re;
+    gim[i] = v.im;
+    if (Sum) gsum[i] = v.re + v.im;
+    sr += v.re;
+    si += v.im;
+    sb += local;
   }
   sums[0] = sr;
   sums[1] = si;
   sums[2] = sb;
+}
+
+template <Activation A, typename T>
+__attribute__((always_inline)) inline void bwd_row(const T* g, const T* re, const T* im, T* gre, T* gim, T* gsum,
+                                                   index_t n, T br, T bi, T ab, T* sums) {
+  if (gsum == nullptr) {
+    bwd_loop<A, false, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);
+  } else {
+    bwd_loop<A, true, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);
+  }
 }
 
 // Non-template entry points so that target_clones applies (GCC does not clone templates).
@@ -168,24 +165,24 @@ inline void split(const float* x, float* r, float* i, float* s, index_t n) { spl
 inline void split(const double* x, double* r, double* i, double* s, index_t n) { split_d(x, r, i, s, n); }
 }  // namespace
 
+// fn(lo, n) over [0, size) in chunks of kGaussGrain, OpenMP over chunks.
+template <typename Fn>
+void for_chunks(index_t size, int num_threads, Fn&& fn) {
+  const index_t chunks = (size + kGaussGrain - 1) / kGaussGrain;
+#pragma omp parallel for schedule(static) num_threads(num_threads) if (chunks > 1)
+  for (index_t c = 0; c < chunks; ++c) fn(c * kGaussGrain, std::min(kGaussGrain, size - c * kGaussGrain));
+}
+
 template <typename T>
 void gauss_combine(const GaussCombineParams<T>& p) {
-  const index_t chunks = (p.size + kGaussGrain - 1) / kGaussGrain;
-#pragma omp parallel for schedule(static) num_threads(p.num_threads) if (chunks > 1)
-  for (index_t c = 0; c < chunks; ++c) {
-    const index_t lo = c * kGaussGrain, n = std::min(kGaussGrain, p.size - lo);
-    combine(p.dx1 + lo, p.dx2 + lo, p.dx3 + lo, p.out + 2 * lo, n);
-  }
+  for_chunks(p.size, p.num_threads,
+             [&](index_t lo, index_t n) { combine(p.dx1 + lo, p.dx2 + lo, p.dx3 + lo, p.out + 2 * lo, n); });
 }
 
 template <typename T>
 void gauss_split(const GaussSplitParams<T>& p) {
-  const index_t chunks = (p.size + kGaussGrain - 1) / kGaussGrain;
-#pragma omp parallel for schedule(static) num_threads(p.num_threads) if (chunks > 1)
-  for (index_t c = 0; c < chunks; ++c) {
-    const index_t lo = c * kGaussGrain, n = std::min(kGaussGrain, p.size - lo);
-    split(p.x + 2 * lo, p.re + lo, p.im + lo, p.sum + lo, n);
-  }
+  for_chunks(p.size, p.num_threads,
+             [&](index_t lo, index_t n) { split(p.x + 2 * lo, p.re + lo, p.im + lo, p.sum + lo, n); });
 }
 
 template void gauss_combine<float>(const GaussCombineParams<float>&);

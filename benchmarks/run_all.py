@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import glob
 import importlib
+import json
 import os
 import time
 
@@ -44,6 +45,21 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def saved_summary(device_type: str) -> tuple[list[str], str]:
+    """The summary over every family's latest results file (so that `--only conv` refreshes its rows
+    and keeps the others): (one table row per family with its date and torch version, the table)."""
+    rows, dates = [], []
+    for fam in families():
+        path = os.path.join(RESULTS_DIR, f"{fam}-{device_type}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                data = json.load(f)
+            rows += data["rows"]
+            env = data["environment"]
+            dates.append(f"| {fam} | {env.get('date', '?')} | {env.get('torch', '?')} |")
+    return dates, summary(rows)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available, else cpu)")
@@ -62,14 +78,15 @@ def main(argv=None) -> None:
         rows = mod.main(sub) or []
         print(f"  [{fam}: {time.time() - t0:.0f} s]")
         all_rows += rows
-    table = summary(all_rows)
-    print("\nSpeed-ups (best beamkernels backend vs each case's baseline):\n" + table)
+    print("\nSpeed-ups (best beamkernels backend vs each case's baseline):\n" + summary(all_rows))
     if not args.quick:
+        dates, table = saved_summary(device.type)
         env = environment(device)
         path = os.path.join(RESULTS_DIR, f"SUMMARY-{device.type}.md")
         with open(path, "w") as f:
-            f.write(f"# Benchmark summary on {env['device']}\n\n{env['date']}; torch {env['torch']}; "
-                    f"beamkernels {env['beamkernels']}.\nPer-family details: the other files in this folder.\n\n"
+            f.write(f"# Benchmark summary on {env['device']}\n\nWritten {env['date']}; beamkernels {env['beamkernels']}. "
+                    "Per-family details: the other files in this folder; each family was measured at:\n\n"
+                    "| family | measured | torch |\n|---|---|---|\n" + "\n".join(dates) + "\n\n"
                     + table + "\n")
         print(f"\nwrote {path}")
 

@@ -14,13 +14,34 @@
 // from the stride-1 block-real form of the same conv, interleaved by one copy.
 #include <ATen/Parallel.h>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include <array>
+#include <cstdint>
 
 #include "conv_glue.h"
 #include "cpu/conv_cpu.h"
 
 namespace beamkernels {
 namespace {
+
+// A fresh CPU buffer that asks for transparent huge pages before its first touch (THP "madvise"
+// mode, the usual default): the large buffers of a conv would otherwise take one page fault per
+// 4 KB page on every call (glibc hands out fresh mmap'ed memory above its mmap threshold).
+// Measured on L1 with dL/dx (1 thread, batch 32): 6.3k instead of 15.5k minor faults per
+// forward+backward, 80-92 instead of 100 ms CPU time.
+at::Tensor empty_huge(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  at::Tensor t = at::empty(sizes, opts);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t lo = (p + kHuge - 1) & ~(kHuge - 1), hi = (p + t.nbytes()) & ~(kHuge - 1);
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // advice only: errors ignored
+#endif
+  return t;
+}
 
 // The fused epilogue's params (forward and backward share them): planar [N, 2 C_out, Ho*Wo]
 // pre-activation, complex bias, real modReLU bias.
@@ -90,7 +111,7 @@ bool use_gauss(const Geometry& g, int64_t groups, bool backward) {
 
 // x's planes for Gauss: [3, N, C_in, H, W] = (xr, xi, xr + xi), one pass over x.
 at::Tensor gauss_planes(const at::Tensor& x) {
-  at::Tensor planes = at::empty({3, x.size(0), x.size(1), x.size(2), x.size(3)}, x.options().dtype(real_dtype(x)));
+  at::Tensor planes = empty_huge({3, x.size(0), x.size(1), x.size(2), x.size(3)}, x.options().dtype(real_dtype(x)));
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_gauss_split", [&] {
     GaussSplitParams<scalar_t> p{};
     p.size = x.numel();
@@ -114,7 +135,7 @@ at::Tensor gauss_forward(const at::Tensor& x, const at::Tensor& weight, const Ge
     return at::convolution(a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups);
   };
   const at::Tensor k1 = conv(planes[2], wr), k2 = conv(planes[0], wi - wr), k3 = conv(planes[1], wr + wi);
-  at::Tensor planar = at::empty({g.n, g.cout, 2, g.ho, g.wo}, k1.options());
+  at::Tensor planar = empty_huge({g.n, g.cout, 2, g.ho, g.wo}, k1.options());
   at::Tensor re = planar.select(2, 0), im = planar.select(2, 1);
   at::sub_out(re, k1, k3);
   at::add_out(im, k1, k2);
@@ -138,7 +159,7 @@ void gauss_backward(const at::Tensor& dk, const at::Tensor& x, const at::Tensor&
   auto b2 = back(dk[1], planes[0], wi - wr);
   auto b3 = back(dk[2], planes[1], wr + wi);
   if (need_x) {
-    gx = at::empty({g.n, g.cin, g.h, g.w}, x.options());
+    gx = empty_huge({g.n, g.cin, g.h, g.w}, x.options());
     const at::Tensor dx1 = std::get<0>(b1).contiguous(), dx2 = std::get<0>(b2).contiguous(),
                      dx3 = std::get<0>(b3).contiguous();
     AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_gauss_combine", [&] {
@@ -177,7 +198,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
                              {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups)
                  .contiguous();
   }
-  at::Tensor y = at::empty({g.n, g.cout, g.ho, g.wo}, x.options());
+  at::Tensor y = empty_huge({g.n, g.cout, g.ho, g.wo}, x.options());
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d", [&] {
@@ -205,7 +226,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   // for the interleaved formulation, Gauss's three [N, C_out, Ho, Wo] planes (gR + gI, gI, gR).
   const bool gauss = g.n > 0 && (output_mask[0] || output_mask[1]) && use_gauss(g, groups, true);
   const int64_t inner = g.ho * g.wo;
-  at::Tensor grad_planar = gauss ? at::empty({3, g.n, g.cout, g.ho, g.wo}, planar.options()) : at::empty_like(planar);
+  at::Tensor grad_planar = empty_huge(gauss ? at::IntArrayRef({3, g.n, g.cout, g.ho, g.wo}) : planar.sizes(), planar.options());
   at::Tensor row_sums = at::empty({g.n * g.cout, 3}, planar.options());
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_backward", [&] {
     auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);

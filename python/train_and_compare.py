@@ -25,7 +25,10 @@ SMALL = {
     "thesis-complex-cnn": ["-c", "width=8", "-c", "hidden=256"],
     "complex-unet": ["-c", "width=4"],
     "complex-resnet": ["-c", "width=8", "-c", "hidden=256"],
+    "complex-unfolded": ["-c", "width=8", "-c", "hidden=128"],
 }
+# Models whose W is always the matched combiner (no W head): --combiner is not passed to them.
+MATCHED_ONLY = {"thesis-real-encoder", "complex-unfolded"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-budget-min", type=float, default=0.0, help="per model (0 = no limit)")
     p.add_argument("--full-size", action="store_true", help="default widths instead of the small ones")
     p.add_argument("--combiner", default="head", choices=["head", "matched"],
-                   help="complex models: W from a head, or matched to H and the predicted F (the real model is always matched)")
+                   help="complex models: W from a head, or matched to H and the predicted F (thesis-real-encoder and complex-unfolded are always matched)")
     p.add_argument("--out", default="runs/compare")
     a = p.parse_args(argv)
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--time-budget-min", str(a.time_budget_min), "--out", out, "--no-progress"]
         if not a.full_size:
             args += SMALL.get(name, [])
-        if name != "thesis-real-encoder":
+        if name not in MATCHED_ONLY:
             args += ["-c", f"combiner={a.combiner}"]
         print(f"\n=== {name}")
         cli(args)

@@ -132,7 +132,12 @@ class ThesisComplexCNN(nn.Module):
         self.fc_act = make_activation(activation, hidden, **kw)
         self.heads = DenseHeads(hidden, K, Nr, Nt, Ns, with_w=combiner == "head", **kw)
 
+    def raw_outputs(self, H: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The heads' unnormalized F [B, K, Nt, Ns] and W (None with combiner="matched"); H is
+        not checked here (complex-unfolded uses this as its initial precoder)."""
+        z = self.features(H).flatten(1)
+        return self.heads(self.fc_act(self.fc(z)))
+
     def forward(self, H: Tensor) -> tuple[Tensor, Tensor]:
         check_input(H, self.K, self.Nr, self.Nt, "thesis-complex-cnn")
-        z = self.features(H).flatten(1)
-        return finish(H, *self.heads(self.fc_act(self.fc(z))))
+        return finish(H, *self.raw_outputs(H))

@@ -8,15 +8,16 @@ import pytest
 import torch
 
 import beamkernels.models as zoo
-from beamkernels.models import ComplexUNet, ThesisComplexCNN
+from beamkernels.models import ComplexUNet, ComplexUnfolded, ThesisComplexCNN
 
-NAMES = ["thesis-real-encoder", "thesis-complex-cnn", "complex-unet", "complex-resnet"]
+NAMES = ["thesis-real-encoder", "thesis-complex-cnn", "complex-unet", "complex-resnet", "complex-unfolded"]
 # Tiny configs: the tests check structure and numerics, not capacity.
 TINY = {
     "thesis-real-encoder": dict(width=2),
     "thesis-complex-cnn": dict(width=2, hidden=16),
     "complex-unet": dict(width=2),
     "complex-resnet": dict(width=2, hidden=16),
+    "complex-unfolded": dict(width=2, hidden=16, iterations=2),
 }
 K, Nr, Nt, Ns = 5, 36, 144, 2
 
@@ -139,3 +140,55 @@ def test_matched_combiner_option(name):
     assert all(p.grad is not None for p in m.parameters())
     with pytest.raises(ValueError, match="combiner must be one of head, matched"):
         zoo.create(name, combiner="mmse")
+
+
+def test_unfolded_layers_are_subspace_iteration():
+    """complex-unfolded at its init (a = 1, b = 0) is plain subspace iteration from the CNN's F0:
+    F_T spans (H^H H)^T F0, and iterations=0 is the CNN alone."""
+    torch.manual_seed(0)
+    m = ComplexUnfolded(iterations=3, **{k: v for k, v in TINY["complex-unfolded"].items() if k != "iterations"})
+    H = _H(B=2)
+    F, W = m(H)
+    with torch.no_grad():
+        F0, _ = m.cnn.raw_outputs(H)
+        X = F0.to(torch.complex128)
+        H2 = H.to(torch.complex128)
+        for _ in range(3):
+            X = H2.mH @ (H2 @ X)
+        Q = torch.linalg.qr(X).Q
+    # same subspace: the projector onto span(F) equals the one onto span((H^H H)^3 F0)
+    P = F.detach().to(torch.complex128)
+    torch.testing.assert_close(P @ P.mH, Q @ Q.mH, rtol=0, atol=2e-4)
+    torch.testing.assert_close(F.mH @ F, torch.eye(Ns, dtype=F.dtype).expand(2, K, Ns, Ns), rtol=0, atol=1e-5)
+    torch.testing.assert_close(W, zoo.matched_combiner(H, F))
+    # T = 0: the CNN alone (its normalized F0), the same as thesis-complex-cnn with a matched W
+    cnn_only = ComplexUnfolded(iterations=0, width=2, hidden=16)
+    cnn_only.cnn.load_state_dict(m.cnn.state_dict())
+    F_0, _ = cnn_only(H)
+    F_ref, _ = m.cnn(H)
+    torch.testing.assert_close(F_0, F_ref)
+    assert zoo.count_parameters(m) - zoo.count_parameters(cnn_only) == 3 * 2 * 2  # a_t, b_t complex
+
+
+def test_unfolded_scalars_get_finite_gradients_from_the_rate():
+    from beamkernels.losses import neg_rate_loss
+
+    torch.manual_seed(0)
+    m = zoo.create("complex-unfolded", **TINY["complex-unfolded"])
+    H = _H()
+    F, W = m(H)
+    neg_rate_loss(H, F, W, 10.0).backward()
+    for p in (m.a, m.b):
+        g = torch.view_as_real(p.grad)
+        assert torch.isfinite(g).all() and g.abs().sum() > 0
+    assert all(torch.isfinite(torch.view_as_real(p.grad) if p.is_complex() else p.grad).all() for p in m.parameters())
+
+
+def test_unfolded_bad_config_errors():
+    with pytest.raises(ValueError, match="complex-unfolded: combiner must be 'matched'"):
+        zoo.create("complex-unfolded", combiner="head")
+    with pytest.raises(ValueError, match="combiner must be one of head, matched"):
+        zoo.create("complex-unfolded", combiner="mmse")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="iterations must be an int >= 0"):
+            zoo.create("complex-unfolded", iterations=bad)

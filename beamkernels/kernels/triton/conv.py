@@ -58,6 +58,26 @@ def _cdot(ar, ai, br, bi, acc_r, acc_i, CONJ_B: tl.constexpr, PREC: tl.constexpr
     return acc_r, acc_i
 
 
+@triton.jit
+def _split3(offs, A, B):
+    """offs = (i * A + j) * B + k -> (i, j, k): a flat pixel index (n, h, w) or tap index (c, kh, kw)."""
+    k = offs % B
+    t = offs // B
+    return t // A, t % A, k
+
+
+@triton.jit
+def _load_c(ptr, offs, mask):
+    """(Re, Im) tiles of a view_as_real tensor at complex element offsets offs (given as 2 * index)."""
+    return tl.load(ptr + offs, mask=mask, other=0.0), tl.load(ptr + offs + 1, mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_c(ptr, offs, re, im, mask):
+    tl.store(ptr + offs, re, mask=mask)
+    tl.store(ptr + offs + 1, im, mask=mask)
+
+
 @triton.autotune(configs=_configs(), key=["M", "OG", "K"])
 @triton.jit
 def conv2d_fwd_kernel(x_ptr, w_ptr, b_ptr, ab_ptr, y_ptr, z_ptr,
@@ -71,10 +91,7 @@ def conv2d_fwd_kernel(x_ptr, w_ptr, b_ptr, ab_ptr, y_ptr, z_ptr,
     offs_n = pid_n * BN + tl.arange(0, BN)
     m_ok = offs_m < M
     n_ok = offs_n < OG
-    wo = offs_m % WO
-    t = offs_m // WO
-    ho = t % HO
-    nb = t // HO
+    nb, ho, wo = _split3(offs_m, HO, WO)
     oc = (grp * OG + offs_n).to(tl.int64)
     dt = x_ptr.dtype.element_ty
     acc_r = tl.zeros((BM, BN), dtype=dt)
@@ -82,36 +99,28 @@ def conv2d_fwd_kernel(x_ptr, w_ptr, b_ptr, ab_ptr, y_ptr, z_ptr,
     for k0 in range(0, K, BK):
         offs_k = k0 + tl.arange(0, BK)
         k_ok = offs_k < K
-        kw_ = offs_k % KW
-        t2 = offs_k // KW
-        kh_ = t2 % KH
-        cin = grp * CG + t2 // KH
+        cg_, kh_, kw_ = _split3(offs_k, KH, KW)
+        cin = grp * CG + cg_
         h = ho[:, None] * SH - PH + kh_[None, :] * DH
         w = wo[:, None] * SW - PW + kw_[None, :] * DW
         ok = m_ok[:, None] & k_ok[None, :] & (h >= 0) & (h < H) & (w >= 0) & (w < W)
-        xo = 2 * (((nb[:, None] * C + cin[None, :]) * H + h) * W + w)
-        ar = tl.load(x_ptr + xo, mask=ok, other=0.0)
-        ai = tl.load(x_ptr + xo + 1, mask=ok, other=0.0)
-        wofs = 2 * (oc[None, :] * K + offs_k[:, None])
-        wok = k_ok[:, None] & n_ok[None, :]
-        br = tl.load(w_ptr + wofs, mask=wok, other=0.0)
-        bi = tl.load(w_ptr + wofs + 1, mask=wok, other=0.0)
+        ar, ai = _load_c(x_ptr, 2 * (((nb[:, None] * C + cin[None, :]) * H + h) * W + w), ok)
+        br, bi = _load_c(w_ptr, 2 * (oc[None, :] * K + offs_k[:, None]), k_ok[:, None] & n_ok[None, :])
         acc_r, acc_i = _cdot(ar, ai, br, bi, acc_r, acc_i, False, PREC)
     if HAS_BIAS:
-        acc_r += tl.load(b_ptr + 2 * oc, mask=n_ok, other=0.0)[None, :]
-        acc_i += tl.load(b_ptr + 2 * oc + 1, mask=n_ok, other=0.0)[None, :]
+        b_r, b_i = _load_c(b_ptr, 2 * oc, n_ok)
+        acc_r += b_r[None, :]
+        acc_i += b_i[None, :]
     yo = 2 * (((nb[:, None] * O + oc[None, :]) * HO + ho[:, None]) * WO + wo[:, None])
     ok = m_ok[:, None] & n_ok[None, :]
     if SAVE_Z:
-        tl.store(z_ptr + yo, acc_r, mask=ok)
-        tl.store(z_ptr + yo + 1, acc_i, mask=ok)
+        _store_c(z_ptr, yo, acc_r, acc_i, ok)
     if ACT == 3:
         ab = tl.load(ab_ptr + oc, mask=n_ok, other=0.0)[None, :]
     else:
         ab = 0.0
     ya, yb = act_forward_math(acc_r, acc_i, ab, ACT)
-    tl.store(y_ptr + yo, ya, mask=ok)
-    tl.store(y_ptr + yo + 1, yb, mask=ok)
+    _store_c(y_ptr, yo, ya, yb, ok)
 
 
 @triton.autotune(configs=_configs(), key=["M", "CG", "K"])
@@ -127,10 +136,7 @@ def conv2d_bwd_input_kernel(g_ptr, w_ptr, gx_ptr,
     offs_n = pid_n * BN + tl.arange(0, BN)
     m_ok = offs_m < M
     n_ok = offs_n < CG
-    w_ = offs_m % W
-    t = offs_m // W
-    h_ = t % H
-    nb = t // H
+    nb, h_, w_ = _split3(offs_m, H, W)
     cin = (grp * CG + offs_n).to(tl.int64)
     dt = g_ptr.dtype.element_ty
     acc_r = tl.zeros((BM, BN), dtype=dt)
@@ -138,10 +144,8 @@ def conv2d_bwd_input_kernel(g_ptr, w_ptr, gx_ptr,
     for k0 in range(0, K, BK):
         offs_k = k0 + tl.arange(0, BK)
         k_ok = offs_k < K
-        kw_ = offs_k % KW
-        t2 = offs_k // KW
-        kh_ = t2 % KH
-        oc = grp * OG + t2 // KH
+        og_, kh_, kw_ = _split3(offs_k, KH, KW)
+        oc = grp * OG + og_
         hh = h_[:, None] + PH - kh_[None, :] * DH
         ww = w_[:, None] + PW - kw_[None, :] * DW
         hs = tl.where(hh >= 0, hh, 0)
@@ -150,19 +154,13 @@ def conv2d_bwd_input_kernel(g_ptr, w_ptr, gx_ptr,
         wo = ws // SW
         ok = m_ok[:, None] & k_ok[None, :] & (hh >= 0) & (ww >= 0) & (hs % SH == 0) & (ws % SW == 0)
         ok = ok & (ho < HO) & (wo < WO)
-        go = 2 * (((nb[:, None] * O + oc[None, :]) * HO + ho) * WO + wo)
-        ar = tl.load(g_ptr + go, mask=ok, other=0.0)
-        ai = tl.load(g_ptr + go + 1, mask=ok, other=0.0)
+        ar, ai = _load_c(g_ptr, 2 * (((nb[:, None] * O + oc[None, :]) * HO + ho) * WO + wo), ok)
         # w[oc, c, kh, kw] with oc, kh, kw from k (rows) and c from the column.
         wofs = 2 * (((oc[:, None].to(tl.int64) * CG + offs_n[None, :]) * KH + kh_[:, None]) * KW + kw_[:, None])
-        wok = k_ok[:, None] & n_ok[None, :]
-        br = tl.load(w_ptr + wofs, mask=wok, other=0.0)
-        bi = tl.load(w_ptr + wofs + 1, mask=wok, other=0.0)
+        br, bi = _load_c(w_ptr, wofs, k_ok[:, None] & n_ok[None, :])
         acc_r, acc_i = _cdot(ar, ai, br, bi, acc_r, acc_i, True, PREC)
     xo = 2 * (((nb[:, None] * C + cin[None, :]) * H + h_[:, None]) * W + w_[:, None])
-    ok = m_ok[:, None] & n_ok[None, :]
-    tl.store(gx_ptr + xo, acc_r, mask=ok)
-    tl.store(gx_ptr + xo + 1, acc_i, mask=ok)
+    _store_c(gx_ptr, xo, acc_r, acc_i, m_ok[:, None] & n_ok[None, :])
 
 
 @triton.autotune(configs=_configs(), key=["OG", "K", "R"])
@@ -179,32 +177,20 @@ def conv2d_bwd_weight_kernel(g_ptr, x_ptr, gw_ptr,
     m_ok = offs_m < OG
     n_ok = offs_n < K
     oc = (grp * OG + offs_m).to(tl.int64)
-    kw_ = offs_n % KW
-    t2 = offs_n // KW
-    kh_ = t2 % KH
-    cin = (grp * CG + t2 // KH).to(tl.int64)
+    cg_, kh_, kw_ = _split3(offs_n, KH, KW)
+    cin = (grp * CG + cg_).to(tl.int64)
     dt = g_ptr.dtype.element_ty
     acc_r = tl.zeros((BM, BN), dtype=dt)
     acc_i = tl.zeros((BM, BN), dtype=dt)
     for r0 in range(0, R, BK):
         offs_r = r0 + tl.arange(0, BK).to(tl.int64)
         r_ok = offs_r < R
-        wo = offs_r % WO
-        t = offs_r // WO
-        ho = t % HO
-        nb = t // HO
+        nb, ho, wo = _split3(offs_r, HO, WO)
         go = 2 * (((nb[None, :] * O + oc[:, None]) * HO + ho[None, :]) * WO + wo[None, :])
-        gok = m_ok[:, None] & r_ok[None, :]
-        ar = tl.load(g_ptr + go, mask=gok, other=0.0)
-        ai = tl.load(g_ptr + go + 1, mask=gok, other=0.0)
+        ar, ai = _load_c(g_ptr, go, m_ok[:, None] & r_ok[None, :])
         h = ho[:, None] * SH - PH + kh_[None, :] * DH
         w = wo[:, None] * SW - PW + kw_[None, :] * DW
         ok = r_ok[:, None] & n_ok[None, :] & (h >= 0) & (h < H) & (w >= 0) & (w < W)
-        xo = 2 * (((nb[:, None] * C + cin[None, :]) * H + h) * W + w)
-        br = tl.load(x_ptr + xo, mask=ok, other=0.0)
-        bi = tl.load(x_ptr + xo + 1, mask=ok, other=0.0)
+        br, bi = _load_c(x_ptr, 2 * (((nb[:, None] * C + cin[None, :]) * H + h) * W + w), ok)
         acc_r, acc_i = _cdot(ar, ai, br, bi, acc_r, acc_i, True, PREC)
-    wofs = 2 * (oc[:, None] * K + offs_n[None, :])
-    ok = m_ok[:, None] & n_ok[None, :]
-    tl.store(gw_ptr + wofs, acc_r, mask=ok)
-    tl.store(gw_ptr + wofs + 1, acc_i, mask=ok)
+    _store_c(gw_ptr, 2 * (oc[:, None] * K + offs_n[None, :]), acc_r, acc_i, m_ok[:, None] & n_ok[None, :])

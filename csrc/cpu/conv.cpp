@@ -101,36 +101,35 @@ constexpr index_t kConvEpilogueGrain = 16384;
 
 }  // namespace
 
-template <typename T>
-void conv_epilogue_forward(const ConvEpilogueParams<T>& p) {
+// fn(r, n, o, plane, br, bi, ab) for each row r = (n, o): its planar offset and its biases.
+template <typename T, typename Fn>
+void for_rows(const ConvEpilogueParams<T>& p, Fn&& fn) {
   const index_t rows = p.batch * p.channels;
   if (rows * p.inner == 0) return;
-  const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
 #pragma omp parallel for schedule(static) num_threads(p.num_threads) if (rows > 1 && rows * p.inner > kConvEpilogueGrain)
   for (index_t r = 0; r < rows; ++r) {
     const index_t n = r / p.channels, o = r % p.channels;
-    const T* re = p.planar + (n * 2 * p.channels + 2 * o) * p.inner;
     const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
-    const T ab = p.act_bias ? p.act_bias[o] : T(0);
-    fns.fwd(re, re + p.inner, p.out + 2 * r * p.inner, p.inner, br, bi, ab);
+    fn(r, n, o, (n * 2 * p.channels + 2 * o) * p.inner, br, bi, p.act_bias ? p.act_bias[o] : T(0));
   }
 }
 
 template <typename T>
-void conv_epilogue_backward(const ConvEpilogueParams<T>& p) {
-  const index_t rows = p.batch * p.channels;
-  if (rows * p.inner == 0) return;
+void conv_epilogue_forward(const ConvEpilogueParams<T>& p) {
   const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
-#pragma omp parallel for schedule(static) num_threads(p.num_threads) if (rows > 1 && rows * p.inner > kConvEpilogueGrain)
-  for (index_t r = 0; r < rows; ++r) {
-    const index_t n = r / p.channels, o = r % p.channels;
-    const index_t plane = (n * 2 * p.channels + 2 * o) * p.inner;
-    const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
-    const T ab = p.act_bias ? p.act_bias[o] : T(0);
+  for_rows(p, [&](index_t r, index_t, index_t, index_t plane, T br, T bi, T ab) {
+    fns.fwd(p.planar + plane, p.planar + plane + p.inner, p.out + 2 * r * p.inner, p.inner, br, bi, ab);
+  });
+}
+
+template <typename T>
+void conv_epilogue_backward(const ConvEpilogueParams<T>& p) {
+  const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
+  for_rows(p, [&](index_t r, index_t n, index_t o, index_t plane, T br, T bi, T ab) {
     T* base = p.out + n * p.out_batch + o * p.out_channel;
     fns.bwd(p.grad_out + 2 * r * p.inner, p.planar + plane, p.planar + plane + p.inner, base + p.out_re,
             base + p.out_im, p.out_sum >= 0 ? base + p.out_sum : nullptr, p.inner, br, bi, ab, p.row_sums + 3 * r);
-  }
+  });
 }
 
 // Elementwise, memory-bound: chunks of kGaussGrain elements per thread.

@@ -23,6 +23,7 @@ from beamkernels import reference as ref
 from beamkernels._backend import resolve
 from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype
 from beamkernels.ops import _triton
+from beamkernels.ops import activation as act_ops
 
 # Activation codes shared with csrc/activation.h (enum Activation) and kernels/triton/activation.py.
 ACT_CODES = {None: 0, "crelu": 1, "zrelu": 2, "modrelu": 3, "cardioid": 4}
@@ -462,8 +463,6 @@ def _transposed_block_real(x: Tensor, weight: Tensor, stride, padding, output_pa
 
 def _bias_activation(y: Tensor, bias: Tensor | None, activation: str | None, activation_bias: Tensor | None) -> Tensor:
     """act(y + bias) with beamkernels' activation ops (two passes; one without an activation)."""
-    from beamkernels.ops import activation as act_ops
-
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)
     if activation is None:

@@ -149,7 +149,9 @@ at::Tensor gauss_forward(const at::Tensor& x, const at::Tensor& weight, const Ge
 void gauss_backward(const at::Tensor& dk, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
                     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                     bool need_x, bool need_w, at::Tensor& gx, at::Tensor& gw) {
-  const at::Tensor planes = gauss_planes(x);
+  // The planes' values matter only to the weight gradients; dL/dx needs just their shape.
+  const at::Tensor planes = need_w ? gauss_planes(x)
+                                   : at::empty({3, g.n, g.cin, g.h, g.w}, x.options().dtype(real_dtype(x)));
   const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
   auto back = [&](const at::Tensor& d, const at::Tensor& a, const at::Tensor& w) {
     return at::convolution_backward(d, a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups,

@@ -179,6 +179,16 @@ def test_conv2d_no_input_grad(backend, device):
              torch.complex64, *_reductions(case), _tf32(backend, device))
 
 
+
+def test_conv2d_input_grad_only(backend, device):
+    """Frozen weight and bias: only dL/dx (16 channels: the CPU's Gauss backward, which then skips
+    the weight-gradient inputs)."""
+    case = (2, 16, 3, 5, 4, 3, 1, 1, 1, 1)
+    x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu")
+    _compare(backend, lambda *t, **k: _conv2d(*t, activation="modrelu", **k),
+             lambda *t, **k: _ref2d(*t, activation="modrelu", **k), [x, w.detach(), b.detach(), ab.detach()], kw,
+             torch.complex64, *_reductions(case), _tf32(backend, device))
+
 def test_conv2d_padding_strings(backend, device):
     x = crandn(2, 3, 6, 7, device=device)
     w = crandn(4, 3, 2, 3, device=device)

@@ -18,7 +18,9 @@ template <typename T>
 struct ConvEpilogueParams {
   Activation act;
   index_t batch, channels, inner;  // N, C_out, Ho * Wo
-  const T* planar;                 // [N, 2 C_out, inner] real, Re at 2o, Im at 2o + 1 (bias not added)
+  const T* planar;                 // [N, 2 C_out, inner] real, Re at 2o, Im at 2o + 1 (bias not added);
+                                   // with z_interleaved: interleaved complex z [N, C_out, inner]
+  bool z_interleaved;              // CPU pointwise path: z, and the backward's dL/dz at out, interleaved
   const T* bias;                   // interleaved complex [C_out] or nullptr
   const T* act_bias;               // modReLU's real bias [C_out] or nullptr
   const T* grad_out;               // backward: interleaved complex [N, C_out, inner]

@@ -13,21 +13,22 @@ namespace beamkernels {
 namespace cpu {
 namespace {
 
-// One row: re/im planes of length n -> interleaved y = act(z + b).
-template <Activation A, typename T>
+// One row: re/im parts of z (element stride S: 1 for planes, 2 for interleaved z) of length n ->
+// interleaved y = act(z + b).
+template <Activation A, int S, typename T>
 __attribute__((always_inline)) inline void fwd_row(const T* __restrict re, const T* __restrict im, T* __restrict y,
                                                    index_t n, T br, T bi, T ab) {
 #pragma omp simd
   for (index_t i = 0; i < n; ++i) {
-    const Cplx<T> v = act_forward<A, T>(re[i] + br, im[i] + bi, ab);
+    const Cplx<T> v = act_forward<A, T>(re[S * i] + br, im[S * i] + bi, ab);
     y[2 * i] = v.re;
     y[2 * i + 1] = v.im;
   }
 }
 
-// One row: interleaved grad_y, planes of z (bias not added) -> planes of dL/dz (and, with Sum,
-// of Re + Im dL/dz: Gauss's dk1); accumulates the row sums.
-template <Activation A, bool Sum, typename T>
+// One row: interleaved grad_y, z (bias not added; element stride S as in fwd_row) -> dL/dz with
+// the same stride (and, with Sum, Re + Im dL/dz: Gauss's dk1); accumulates the row sums.
+template <Activation A, bool Sum, int S, typename T>
 __attribute__((always_inline)) inline void bwd_loop(const T* __restrict g, const T* __restrict re,
                                                     const T* __restrict im, T* __restrict gre, T* __restrict gim,
                                                     T* __restrict gsum, index_t n, T br, T bi, T ab, T* sums) {
@@ -35,9 +36,9 @@ __attribute__((always_inline)) inline void bwd_loop(const T* __restrict g, const
 #pragma omp simd reduction(+ : sr, si, sb)
   for (index_t i = 0; i < n; ++i) {
     T local = T(0);
-    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[i] + br, im[i] + bi, ab, &local);
-    gre[i] = v.re;
-    gim[i] = v.im;
+    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[S * i] + br, im[S * i] + bi, ab, &local);
+    gre[S * i] = v.re;
+    gim[S * i] = v.im;
     if (Sum) gsum[i] = v.re + v.im;
     sr += v.re;
     si += v.im;
@@ -52,20 +53,27 @@ template <Activation A, typename T>
 __attribute__((always_inline)) inline void bwd_row(const T* g, const T* re, const T* im, T* gre, T* gim, T* gsum,
                                                    index_t n, T br, T bi, T ab, T* sums) {
   if (gsum == nullptr) {
-    bwd_loop<A, false, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);
+    bwd_loop<A, false, 1, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);
   } else {
-    bwd_loop<A, true, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);
+    bwd_loop<A, true, 1, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);
   }
 }
 
 // Non-template entry points so that target_clones applies (GCC does not clone templates).
 #define BK_CONV_ROW_FNS(A, T, SUFFIX)                                                                       \
   BK_CLONES void cfwd_##SUFFIX(const T* re, const T* im, T* y, index_t n, T br, T bi, T ab) {                \
-    fwd_row<A, T>(re, im, y, n, br, bi, ab);                                                                \
+    fwd_row<A, 1, T>(re, im, y, n, br, bi, ab);                                                             \
   }                                                                                                         \
   BK_CLONES void cbwd_##SUFFIX(const T* g, const T* re, const T* im, T* gre, T* gim, T* gsum, index_t n, T br, \
                                T bi, T ab, T* sums) {                                                       \
     bwd_row<A, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);                                          \
+  }                                                                                                         \
+  BK_CLONES void cfwd_il_##SUFFIX(const T* re, const T* im, T* y, index_t n, T br, T bi, T ab) {             \
+    fwd_row<A, 2, T>(re, im, y, n, br, bi, ab);                                                             \
+  }                                                                                                         \
+  BK_CLONES void cbwd_il_##SUFFIX(const T* g, const T* re, const T* im, T* gre, T* gim, T* gsum, index_t n,   \
+                                  T br, T bi, T ab, T* sums) {                                              \
+    bwd_loop<A, false, 2, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);                               \
   }
 #define BK_CONV_ROW_FNS_T(T, S)                       \
   BK_CONV_ROW_FNS(Activation::kNone, T, none_##S)      \
@@ -80,21 +88,25 @@ BK_CONV_ROW_FNS_T(double, d)
 
 template <typename T>
 struct ConvRowFns {
-  void (*fwd)(const T*, const T*, T*, index_t, T, T, T);
-  void (*bwd)(const T*, const T*, const T*, T*, T*, T*, index_t, T, T, T, T*);
+  using Fwd = void (*)(const T*, const T*, T*, index_t, T, T, T);
+  using Bwd = void (*)(const T*, const T*, const T*, T*, T*, T*, index_t, T, T, T, T*);
+  Fwd fwd, fwd_il;  // z as planes / interleaved
+  Bwd bwd, bwd_il;
 };
 
-#define BK_PICK(S)                                                          \
-  switch (a) {                                                              \
-    case Activation::kNone: return {cfwd_none_##S, cbwd_none_##S};          \
-    case Activation::kCReLU: return {cfwd_crelu_##S, cbwd_crelu_##S};       \
-    case Activation::kZReLU: return {cfwd_zrelu_##S, cbwd_zrelu_##S};       \
-    case Activation::kModReLU: return {cfwd_modrelu_##S, cbwd_modrelu_##S}; \
-    default: return {cfwd_cardioid_##S, cbwd_cardioid_##S};                 \
+#define BK_ROW(A, S) {cfwd_##A##_##S, cfwd_il_##A##_##S, cbwd_##A##_##S, cbwd_il_##A##_##S}
+#define BK_PICK(S)                                             \
+  switch (a) {                                                 \
+    case Activation::kNone: return BK_ROW(none, S);            \
+    case Activation::kCReLU: return BK_ROW(crelu, S);          \
+    case Activation::kZReLU: return BK_ROW(zrelu, S);          \
+    case Activation::kModReLU: return BK_ROW(modrelu, S);      \
+    default: return BK_ROW(cardioid, S);                       \
   }
 ConvRowFns<float> conv_row_fns(Activation a, float) { BK_PICK(f) }
 ConvRowFns<double> conv_row_fns(Activation a, double) { BK_PICK(d) }
 #undef BK_PICK
+#undef BK_ROW
 
 // Rows are small (Ho * Wo); parallelize over rows only when there is enough work.
 constexpr index_t kConvEpilogueGrain = 16384;
@@ -118,7 +130,12 @@ template <typename T>
 void conv_epilogue_forward(const ConvEpilogueParams<T>& p) {
   const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
   for_rows(p, [&](index_t r, index_t, index_t, index_t plane, T br, T bi, T ab) {
-    fns.fwd(p.planar + plane, p.planar + plane + p.inner, p.out + 2 * r * p.inner, p.inner, br, bi, ab);
+    if (p.z_interleaved) {
+      const T* z = p.planar + 2 * r * p.inner;
+      fns.fwd_il(z, z + 1, p.out + 2 * r * p.inner, p.inner, br, bi, ab);
+    } else {
+      fns.fwd(p.planar + plane, p.planar + plane + p.inner, p.out + 2 * r * p.inner, p.inner, br, bi, ab);
+    }
   });
 }
 
@@ -126,6 +143,12 @@ template <typename T>
 void conv_epilogue_backward(const ConvEpilogueParams<T>& p) {
   const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
   for_rows(p, [&](index_t r, index_t n, index_t o, index_t plane, T br, T bi, T ab) {
+    if (p.z_interleaved) {  // dL/dz interleaved, in z's layout
+      const T* z = p.planar + 2 * r * p.inner;
+      T* dz = p.out + 2 * r * p.inner;
+      fns.bwd_il(p.grad_out + 2 * r * p.inner, z, z + 1, dz, dz + 1, nullptr, p.inner, br, bi, ab, p.row_sums + 3 * r);
+      return;
+    }
     T* base = p.out + n * p.out_batch + o * p.out_channel;
     fns.bwd(p.grad_out + 2 * r * p.inner, p.planar + plane, p.planar + plane + p.inner, base + p.out_re,
             base + p.out_im, p.out_sum >= 0 ? base + p.out_sum : nullptr, p.inner, br, bi, ab, p.row_sums + 3 * r);

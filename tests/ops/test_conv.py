@@ -38,6 +38,8 @@ CASES = [
     (2, 3, 6, 6, 7, 3, 3, 2, 2, 3),                 # depthwise-like, stride 3, dilation 2
     (1, 64, 4, 4, 5, 3, 2, 1, (1, 2), 2),           # 32 channels per group: the CPU's Gauss formulation
     (2, 16, 3, 5, 4, 3, 1, 1, 1, 1),                # 16 per group: CPU interleaved forward, Gauss backward
+    (2, 6, 5, 4, 7, 1, 1, 0, 2, 1),                 # 1x1 with dilation 2: the CPU's pointwise GEMM path
+    (2, 6, 5, 5, 7, 1, 2, 0, 1, 1),                 # 1x1 stride 2: not pointwise (subsampled)
 ]
 
 
@@ -149,6 +151,19 @@ def test_conv2d_gradcheck_complex128(backend, device, activation):
     gradcheck(backend, fn, tensors, **_gradcheck_mode(backend))
 
 
+@pytest.mark.parametrize("activation", [None, "modrelu"])
+def test_conv2d_pointwise_gradcheck_complex128(backend, device, activation):
+    # 1x1 / stride 1 / no padding / one group: the CPU backend's batched complex GEMM path.
+    case = (2, 3, 4, 3, 5, 1, 1, 0, 1, 1)
+    x, w, b, ab, kw = _inputs(case, torch.complex128, device, activation)
+    tensors = [t for t in (x, w, b, ab) if t is not None]
+
+    def fn(x, w, b, *rest):
+        return F.complex_conv2d(x, w, b, activation=activation, activation_bias=rest[0] if rest else None, **kw)
+
+    gradcheck(backend, fn, tensors, **_gradcheck_mode(backend))
+
+
 def test_conv2d_strided_inputs(backend, device):
     case = (2, 4, 6, 5, 7, 3, 1, 1, 1, 2)
     x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu", requires_grad=False)
@@ -160,8 +175,9 @@ def test_conv2d_strided_inputs(backend, device):
     assert_close(y, _ref2d(xs, ws, b, ab, activation="modrelu", **kw), **conv_tol(torch.complex64, 18, _tf32(backend, device)))
 
 
-def test_conv2d_empty_batch(backend, device):
-    case = (0, 3, 5, 6, 7, 3, 1, 1, 1, 1)
+@pytest.mark.parametrize("k", [3, 1])
+def test_conv2d_empty_batch(backend, device, k):
+    case = (0, 3, 5, 6, 7, k, 1, k // 2, 1, 1)
     x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu")
     y = run_on(backend, _conv2d, x, w, b, ab, activation="modrelu", **kw)
     assert y.shape == (0, 5, 6, 7)
@@ -217,6 +233,8 @@ def test_opcheck(backend, device, requires_grad, contiguous):
     op = getattr(torch.ops.beamkernels, _op_name(backend))
     opcheck(op, (x, w, b, [1, 2], [1, 0], [1, 1], 1, 3, ab), backend)
     opcheck(op, (x, w, None, [2, 1], [0, 1], [2, 1], 1, 0, None), backend)
+    w1 = crandn(4, 3, 1, 1, device=device, requires_grad=requires_grad)  # 1x1: the CPU's pointwise GEMM path
+    opcheck(op, (x, w1, b, [1, 1], [0, 0], [1, 1], 1, 3, ab), backend)
 
 
 def test_torch_compile_fullgraph(backend, device):

@@ -337,6 +337,18 @@ def test_conv_transpose2d_gradcheck_complex128(backend, device, geom):
     gradcheck(backend, fn, [x, w, b, ab], **_gradcheck_mode(backend))
 
 
+def test_conv_transpose2d_kernel_is_stride_gradcheck_complex128(backend, device):
+    # kernel == stride, no padding: the cpu backend's GEMM + pixel-shuffle path (non-square tiles).
+    x = crandn(2, 2, 3, 4, dtype=torch.complex128, device=device, requires_grad=True)
+    w = crandn(2, 3, 2, 3, dtype=torch.complex128, device=device, requires_grad=True)
+    b = crandn(3, dtype=torch.complex128, device=device, requires_grad=True)
+
+    def fn(x, w, b):
+        return F.complex_conv_transpose2d(x, w, b, stride=(2, 3))
+
+    gradcheck(backend, fn, [x, w, b], **_gradcheck_mode(backend))
+
+
 def test_conv_transpose2d_torch_compile_fullgraph(backend, device):
     skip_compile_if_interpreted(backend)
     torch._dynamo.reset()

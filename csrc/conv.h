@@ -21,6 +21,12 @@ struct ConvEpilogueParams {
   const T* planar;                 // [N, 2 C_out, inner] real, Re at 2o, Im at 2o + 1 (bias not added);
                                    // with z_interleaved: interleaved complex z [N, C_out, inner]
   bool z_interleaved;              // CPU pointwise path: z, and the backward's dL/dz at out, interleaved
+  // CPU Gauss forward (k1 non-null): z = (k1 - k3) + i (k1 + k2) from the three real convs' outputs
+  // [N, C_out, inner] instead of planar; z_out (planar layout) receives z when non-null.
+  const T* k1;
+  const T* k2;
+  const T* k3;
+  T* z_out;
   const T* bias;                   // interleaved complex [C_out] or nullptr
   const T* act_bias;               // modReLU's real bias [C_out] or nullptr
   const T* grad_out;               // backward: interleaved complex [N, C_out, inner]

@@ -63,13 +63,15 @@ inline Geometry check_conv(const char* op, const at::Tensor& x, const at::Tensor
 // The backward's grad (like y) and saved buffer (the forward's second output: planar real
 // [N, 2 C_out, Ho, Wo], the pre-activation without bias, on every backend).
 inline void check_conv_backward(const char* op, const Geometry& g, const at::Tensor& grad, const at::Tensor& saved,
-                                const at::Tensor& x) {
+                                const at::Tensor& x, int64_t activation) {
   TORCH_CHECK(grad.scalar_type() == x.scalar_type() && grad.device() == x.device() &&
                   grad.sizes() == at::IntArrayRef({g.n, g.cout, g.ho, g.wo}),
               "beamkernels.", op, ": 'grad' must be ", x.scalar_type(), " of shape [", g.n, ", ", g.cout, ", ", g.ho,
               ", ", g.wo, "] on ", x.device(), ", got ", grad.scalar_type(), " ", grad.sizes());
+  // Without an activation the forward returns an empty saved (the backward needs no z).
+  const bool empty_ok = activation == static_cast<int64_t>(Activation::kNone) && saved.numel() == 0;
   TORCH_CHECK(saved.scalar_type() == real_dtype(x) && saved.device() == x.device() &&
-                  saved.sizes() == at::IntArrayRef({g.n, 2 * g.cout, g.ho, g.wo}),
+                  (empty_ok || saved.sizes() == at::IntArrayRef({g.n, 2 * g.cout, g.ho, g.wo})),
               "beamkernels.", op, ": 'saved' must be the second output of complex_conv2d, got ", saved.sizes());
 }
 

@@ -33,7 +33,8 @@ TORCH_LIBRARY(beamkernels, m) {
   // (0 none, 1 crelu, 2 zrelu, 3 modrelu, 4 cardioid); activation_bias real [C_out] (modReLU only).
   // Returns (y, saved): saved is the pre-activation buffer that the backward needs, on CPU and
   // CUDA the planar real [N, 2 C_out, Ho, Wo] conv output without bias (Re z at channel 2o,
-  // Im z at 2o + 1).
+  // Im z at 2o + 1; the CPU's 1x1 path keeps z interleaved in that shape). Without an activation
+  // the backward needs no z: saved is an empty real tensor [0] (the buffer is not kept alive).
   m.def("complex_conv2d(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
         "int groups, int activation, Tensor? activation_bias) -> (Tensor, Tensor)");
   // output_mask = which of (grad_x, grad_weight, grad_bias, grad_activation_bias) to compute;

@@ -149,7 +149,8 @@ if _COMPILED_CONV:
         ho = _out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
         wo = _out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
         y = x.new_empty((n, cout, ho, wo))
-        saved = x.new_empty((n, 2 * cout, ho, wo), dtype=x.real.dtype)
+        # The pre-activation z for the backward; none without an activation (see csrc/ops.cpp).
+        saved = x.new_empty((n, 2 * cout, ho, wo) if activation != 0 else (0,), dtype=x.real.dtype)
         return y, saved
 
     @torch.library.register_fake("beamkernels::complex_conv2d_backward")

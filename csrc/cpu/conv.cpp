@@ -26,6 +26,25 @@ __attribute__((always_inline)) inline void fwd_row(const T* __restrict re, const
   }
 }
 
+// One row of Gauss's forward: the three real convs' outputs -> Re z = k1 - k3, Im z = k1 + k2 ->
+// interleaved y = act(z + b), writing the planes of z (the backward's saved) only with an activation.
+template <Activation A, typename T>
+__attribute__((always_inline)) inline void fwd_gauss_row(const T* __restrict k1, const T* __restrict k2,
+                                                         const T* __restrict k3, T* __restrict y, T* __restrict zre,
+                                                         T* __restrict zim, index_t n, T br, T bi, T ab) {
+#pragma omp simd
+  for (index_t i = 0; i < n; ++i) {
+    const T re = k1[i] - k3[i], im = k1[i] + k2[i];
+    if (A != Activation::kNone) {
+      zre[i] = re;
+      zim[i] = im;
+    }
+    const Cplx<T> v = act_forward<A, T>(re + br, im + bi, ab);
+    y[2 * i] = v.re;
+    y[2 * i + 1] = v.im;
+  }
+}
+
 // One row: interleaved grad_y, z (bias not added; element stride S as in fwd_row) -> dL/dz with
 // the same stride (and, with Sum, Re + Im dL/dz: Gauss's dk1); accumulates the row sums.
 template <Activation A, bool Sum, int S, typename T>
@@ -36,7 +55,9 @@ __attribute__((always_inline)) inline void bwd_loop(const T* __restrict g, const
 #pragma omp simd reduction(+ : sr, si, sb)
   for (index_t i = 0; i < n; ++i) {
     T local = T(0);
-    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], re[S * i] + br, im[S * i] + bi, ab, &local);
+    // Without an activation z is not read (nor saved: re / im are null).
+    const T zr = A != Activation::kNone ? re[S * i] + br : T(0), zi = A != Activation::kNone ? im[S * i] + bi : T(0);
+    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], zr, zi, ab, &local);
     gre[S * i] = v.re;
     gim[S * i] = v.im;
     if (Sum) gsum[i] = v.re + v.im;
@@ -68,6 +89,10 @@ __attribute__((always_inline)) inline void bwd_row(const T* g, const T* re, cons
                                T bi, T ab, T* sums) {                                                       \
     bwd_row<A, T>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);                                          \
   }                                                                                                         \
+  BK_CLONES void cfwd_gauss_##SUFFIX(const T* k1, const T* k2, const T* k3, T* y, T* zre, T* zim, index_t n,  \
+                                     T br, T bi, T ab) {                                                    \
+    fwd_gauss_row<A, T>(k1, k2, k3, y, zre, zim, n, br, bi, ab);                                            \
+  }                                                                                                         \
   BK_CLONES void cfwd_il_##SUFFIX(const T* re, const T* im, T* y, index_t n, T br, T bi, T ab) {             \
     fwd_row<A, 2, T>(re, im, y, n, br, bi, ab);                                                             \
   }                                                                                                         \
@@ -90,11 +115,13 @@ template <typename T>
 struct ConvRowFns {
   using Fwd = void (*)(const T*, const T*, T*, index_t, T, T, T);
   using Bwd = void (*)(const T*, const T*, const T*, T*, T*, T*, index_t, T, T, T, T*);
+  using FwdGauss = void (*)(const T*, const T*, const T*, T*, T*, T*, index_t, T, T, T);
   Fwd fwd, fwd_il;  // z as planes / interleaved
   Bwd bwd, bwd_il;
+  FwdGauss fwd_gauss;
 };
 
-#define BK_ROW(A, S) {cfwd_##A##_##S, cfwd_il_##A##_##S, cbwd_##A##_##S, cbwd_il_##A##_##S}
+#define BK_ROW(A, S) {cfwd_##A##_##S, cfwd_il_##A##_##S, cbwd_##A##_##S, cbwd_il_##A##_##S, cfwd_gauss_##A##_##S}
 #define BK_PICK(S)                                             \
   switch (a) {                                                 \
     case Activation::kNone: return BK_ROW(none, S);            \
@@ -130,7 +157,12 @@ template <typename T>
 void conv_epilogue_forward(const ConvEpilogueParams<T>& p) {
   const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
   for_rows(p, [&](index_t r, index_t, index_t, index_t plane, T br, T bi, T ab) {
-    if (p.z_interleaved) {
+    if (p.k1) {  // Gauss: z from the three conv outputs; z's planes written only with an activation
+      const index_t off = r * p.inner;
+      T* zre = p.z_out ? p.z_out + plane : nullptr;
+      fns.fwd_gauss(p.k1 + off, p.k2 + off, p.k3 + off, p.out + 2 * r * p.inner, zre, zre ? zre + p.inner : nullptr,
+                    p.inner, br, bi, ab);
+    } else if (p.z_interleaved) {
       const T* z = p.planar + 2 * r * p.inner;
       fns.fwd_il(z, z + 1, p.out + 2 * r * p.inner, p.inner, br, bi, ab);
     } else {
@@ -144,14 +176,15 @@ void conv_epilogue_backward(const ConvEpilogueParams<T>& p) {
   const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
   for_rows(p, [&](index_t r, index_t n, index_t o, index_t plane, T br, T bi, T ab) {
     if (p.z_interleaved) {  // dL/dz interleaved, in z's layout
-      const T* z = p.planar + 2 * r * p.inner;
+      const T* z = p.planar ? p.planar + 2 * r * p.inner : nullptr;
       T* dz = p.out + 2 * r * p.inner;
-      fns.bwd_il(p.grad_out + 2 * r * p.inner, z, z + 1, dz, dz + 1, nullptr, p.inner, br, bi, ab, p.row_sums + 3 * r);
+      fns.bwd_il(p.grad_out + 2 * r * p.inner, z, z ? z + 1 : nullptr, dz, dz + 1, nullptr, p.inner, br, bi, ab,
+                 p.row_sums + 3 * r);
       return;
     }
     T* base = p.out + n * p.out_batch + o * p.out_channel;
-    fns.bwd(p.grad_out + 2 * r * p.inner, p.planar + plane, p.planar + plane + p.inner, base + p.out_re,
-            base + p.out_im, p.out_sum >= 0 ? base + p.out_sum : nullptr, p.inner, br, bi, ab, p.row_sums + 3 * r);
+    const T* zre = p.planar ? p.planar + plane : nullptr;  // null without an activation (not read)
+    fns.bwd(p.grad_out + 2 * r * p.inner, zre, zre ? zre + p.inner : nullptr, base + p.out_re, base + p.out_im, p.out_sum >= 0 ? base + p.out_sum : nullptr, p.inner, br, bi, ab, p.row_sums + 3 * r);
   });
 }
 

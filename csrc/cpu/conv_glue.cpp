@@ -53,7 +53,7 @@ ConvEpilogueParams<T> epilogue_params(const Geometry& g, int64_t activation, con
   p.batch = g.n;
   p.channels = g.cout;
   p.inner = g.ho * g.wo;
-  p.planar = planar.data_ptr<T>();
+  p.planar = planar.numel() > 0 ? planar.data_ptr<T>() : nullptr;  // empty: no activation (z not saved)
   p.bias = bias.defined() ? reinterpret_cast<const T*>(bias.data_ptr()) : nullptr;
   p.act_bias = act_bias.defined() ? act_bias.data_ptr<T>() : nullptr;
   return p;
@@ -134,21 +134,16 @@ at::Tensor gauss_planes(const at::Tensor& x) {
   return planes;
 }
 
-// Gauss: k1 = conv(xr + xi, Wr), k2 = conv(xr, Wi - Wr), k3 = conv(xi, Wr + Wi);
-// Re z = k1 - k3, Im z = k1 + k2. Returns the planar [N, 2 C_out, Ho, Wo] (Re at 2o, Im at 2o + 1).
-at::Tensor gauss_forward(const at::Tensor& x, const at::Tensor& weight, const Geometry& g, at::IntArrayRef stride,
-                         at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+// Gauss: k1 = conv(xr + xi, Wr), k2 = conv(xr, Wi - Wr), k3 = conv(xi, Wr + Wi), each [N, C_out, Ho, Wo];
+// Re z = k1 - k3, Im z = k1 + k2 is formed by the fused epilogue (conv_epilogue_forward with k1..k3).
+std::array<at::Tensor, 3> gauss_forward(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
+                                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   const at::Tensor planes = gauss_planes(x);
   const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
   auto conv = [&](const at::Tensor& a, const at::Tensor& w) {
-    return at::convolution(a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups);
+    return at::convolution(a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups).contiguous();
   };
-  const at::Tensor k1 = conv(planes[2], wr), k2 = conv(planes[0], wi - wr), k3 = conv(planes[1], wr + wi);
-  at::Tensor planar = empty_huge({g.n, g.cout, 2, g.ho, g.wo}, k1.options());
-  at::Tensor re = planar.select(2, 0), im = planar.select(2, 1);
-  at::sub_out(re, k1, k3);
-  at::add_out(im, k1, k2);
-  return planar.view({g.n, 2 * g.cout, g.ho, g.wo});
+  return {conv(planes[2], wr), conv(planes[0], wi - wr), conv(planes[1], wr + wi)};
 }
 
 // Backward of gauss_forward from dk = [3, N, C_out, Ho, Wo] = (dk1, dk2, dk3') = (gR + gI, gI, gR)
@@ -199,7 +194,9 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
   const char* op = "complex_conv2d";
   const Geometry g = check_conv(op, x_in, weight, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
   const at::Tensor x = x_in.contiguous();
+  const bool need_z = activation != static_cast<int64_t>(Activation::kNone);  // the backward reads z
   at::Tensor planar;
+  std::array<at::Tensor, 3> k;  // Gauss's three conv outputs
   if (g.n == 0) {
     planar = at::empty({0, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)));
   } else if (pointwise(g, stride, padding, groups)) {
@@ -211,7 +208,9 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
             .contiguous();
     planar = at::view_as_real(z).view({g.n, 2 * g.cout, g.ho, g.wo});
   } else if (use_gauss(g, groups, false)) {
-    planar = gauss_forward(x, weight, g, stride, padding, dilation, groups);
+    k = gauss_forward(x, weight, stride, padding, dilation, groups);
+    // z's planes only when saved for the backward; the epilogue writes them.
+    planar = need_z ? empty_huge({g.n, 2 * g.cout, g.ho, g.wo}, k[0].options()) : at::empty({0}, k[0].options());
   } else {
     planar = at::convolution(real_view(x), real_weight(weight, dilation[1]), c10::nullopt, {stride[0], 2 * stride[1]},
                              {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups)
@@ -223,10 +222,17 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d", [&] {
     auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);
     p.z_interleaved = g.n > 0 && pointwise(g, stride, padding, groups);
+    if (k[0].defined()) {
+      p.k1 = k[0].data_ptr<scalar_t>(), p.k2 = k[1].data_ptr<scalar_t>(), p.k3 = k[2].data_ptr<scalar_t>();
+      p.z_out = need_z ? planar.data_ptr<scalar_t>() : nullptr;
+    }
     p.out = reinterpret_cast<scalar_t*>(y.data_ptr());
     p.num_threads = at::get_num_threads();
     cpu::conv_epilogue_forward<scalar_t>(p);
   });
+  // Without an activation the backward needs no z: return an empty saved, so the buffer is freed now
+  // instead of living until the backward (one conv output's worth of memory per layer).
+  if (!need_z) return {y, at::empty({0}, x.options().dtype(real_dtype(x)))};
   return {y, planar};
 }
 
@@ -238,7 +244,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
     int64_t activation, const c10::optional<at::Tensor>& act_bias_in, std::array<bool, 4> output_mask) {
   const char* op = "complex_conv2d_backward";
   const Geometry g = check_conv(op, x_in, weight, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
-  check_conv_backward(op, g, grad_in, saved, x_in);
+  check_conv_backward(op, g, grad_in, saved, x_in, activation);
   const at::Tensor x = x_in.contiguous(), grad = grad_in.contiguous(), planar = saved.contiguous();
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
@@ -247,7 +253,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   const bool point = g.n > 0 && pointwise(g, stride, padding, groups);
   const bool gauss = !point && g.n > 0 && (output_mask[0] || output_mask[1]) && use_gauss(g, groups, true);
   const int64_t inner = g.ho * g.wo;
-  at::Tensor grad_planar = empty_huge(gauss ? at::IntArrayRef({3, g.n, g.cout, g.ho, g.wo}) : planar.sizes(), planar.options());
+  at::Tensor grad_planar = empty_huge(gauss ? at::IntArrayRef({3, g.n, g.cout, g.ho, g.wo})
+                                            : at::IntArrayRef({g.n, 2 * g.cout, g.ho, g.wo}),
+                                      x.options().dtype(real_dtype(x)));
   at::Tensor row_sums = at::empty({g.n * g.cout, 3}, planar.options());
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_backward", [&] {
     auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);

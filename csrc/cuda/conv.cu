@@ -133,13 +133,15 @@ __global__ void conv2d_grad_z_kernel(ConvParams<T> p) {
   const index_t inner = p.ho * p.wo;
   const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
   const T ab = p.act_bias ? p.act_bias[o] : T(0);
-  const T* re = p.z + (n * 2 * p.cout + 2 * o) * inner;
-  const T* im = re + inner;
+  constexpr bool kNeedZ = A != Activation::kNone;  // without an activation z is not saved (p.z null)
+  const T* re = kNeedZ ? p.z + (n * 2 * p.cout + 2 * o) * inner : nullptr;
+  const T* im = kNeedZ ? re + inner : nullptr;
   T sr = T(0), si = T(0), sb = T(0);
   for (index_t q = threadIdx.x; q < inner; q += blockDim.x) {
     const index_t off = 2 * (r * inner + q);
     T local = T(0);
-    const Cplx<T> g = act_backward<A, T>(p.grad_out[off], p.grad_out[off + 1], re[q] + br, im[q] + bi, ab, &local);
+    const T zr = kNeedZ ? re[q] + br : T(0), zi = kNeedZ ? im[q] + bi : T(0);
+    const Cplx<T> g = act_backward<A, T>(p.grad_out[off], p.grad_out[off + 1], zr, zi, ab, &local);
     p.grad_z[off] = g.re;
     p.grad_z[off + 1] = g.im;
     sr += g.re;

@@ -54,11 +54,13 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, c
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   at::Tensor y = at::empty({g.n, g.cout, g.ho, g.wo}, x.options());
-  at::Tensor saved = at::empty({g.n, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)));
+  const bool need_z = activation != static_cast<int64_t>(Activation::kNone);  // else the backward needs no z
+  at::Tensor saved = at::empty(need_z ? at::IntArrayRef({g.n, 2 * g.cout, g.ho, g.wo}) : at::IntArrayRef({0}),
+                               x.options().dtype(real_dtype(x)));
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_cuda", [&] {
     auto p = make_params<scalar_t>(g, x, weight, bias, act_bias, stride, padding, dilation, groups, activation);
     p.y = reinterpret_cast<scalar_t*>(y.data_ptr());
-    p.z = saved.data_ptr<scalar_t>();
+    p.z = need_z ? saved.data_ptr<scalar_t>() : nullptr;
     const cudaError_t err = cuda::conv2d_forward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(err == cudaSuccess, "beamkernels.", op, ": CUDA launch failed: ", cudaGetErrorString(err));
   });
@@ -72,7 +74,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
     const c10::optional<at::Tensor>& act_bias_in, std::array<bool, 4> output_mask) {
   const char* op = "complex_conv2d_backward";
   const Geometry g = check_conv(op, x_in, weight_in, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
-  check_conv_backward(op, g, grad_in, saved_in, x_in);
+  check_conv_backward(op, g, grad_in, saved_in, x_in, activation);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), weight = weight_in.contiguous(), grad = grad_in.contiguous();
   const at::Tensor saved = saved_in.contiguous();

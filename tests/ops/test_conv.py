@@ -431,3 +431,27 @@ def test_compiled_op_errors_directly():
         op(x, w, None, [1, 1], [0, 0], [1, 1], 1, 3, None)
     with pytest.raises(RuntimeError, match="kernel is bigger than the padded input"):
         op(crandn(2, 4, 2, 2), w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+
+
+@pytest.mark.parametrize("k", [3, 1])
+def test_compiled_op_saves_z_only_with_activation(k):
+    """Without an activation the backward needs no pre-activation: `saved` is empty (the conv
+    output buffer is not kept alive until the backward); with one it is the full z, and the
+    backward rejects an empty one."""
+    if "cpu" not in beamkernels.available_backends():
+        pytest.skip("extension not built")
+    op, bwd = torch.ops.beamkernels.complex_conv2d, torch.ops.beamkernels.complex_conv2d_backward
+    x, w = crandn(2, 4, 6, 7), crandn(5, 4, k, k)
+    pad = [k // 2, k // 2]
+    y, saved = op(x, w, None, [1, 1], pad, [1, 1], 1, 0, None)
+    assert saved.shape == (0,) and saved.dtype == torch.float32
+    g = crandn(*y.shape)
+    gx, gw, _, _ = bwd(g, x, w, None, saved, [1, 1], pad, [1, 1], 1, 0, None, [True, True, False, False])
+    ex, ew = torch.autograd.grad(torch.nn.functional.conv2d(x.requires_grad_(), w.requires_grad_(), None, 1, pad),
+                                 (x, w), g)
+    assert_close(gx, ex, **conv_tol(torch.complex64, 4 * k * k))
+    assert_close(gw, ew, **conv_tol(torch.complex64, 2 * 6 * 7))
+    y, saved = op(x.detach(), w.detach(), None, [1, 1], pad, [1, 1], 1, 1, None)
+    assert saved.shape == (2, 10, 6, 7)
+    with pytest.raises(RuntimeError, match="'saved' must be the second output of complex_conv2d"):
+        bwd(g, x, w, None, torch.empty(0), [1, 1], pad, [1, 1], 1, 1, None, [True, True, False, False])

@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     a = p.parse_args(argv)
     device = default_device(a.device)
     batch = 8 if a.quick else a.batch
-    mrt = 0.2 if a.quick else a.min_run_time
+    # A U-Net step takes ~1-2 s on the CPU: at least 10 s per provider, so the median has >= 5 samples
+    # (run_all's default 0.5 s would time a single step).
+    mrt = 0.2 if a.quick else max(a.min_run_time, 10.0)
     print(f"bench_models on {device}, batch {batch}; backends {beamkernels.available_backends(device)}")
     rows = run_cases(build_cases(device, batch, a.models.split(",")), device, min_run_time=mrt)
     notes = ("One training step (forward, subspace loss, backward, SGD) of the zoo model; 'pytorch native' = the "

@@ -10,7 +10,7 @@ import torch.nn.functional as tF
 
 import beamkernels
 import beamkernels.functional as F
-from tests.helpers import assert_close, crandn, strided
+from tests.helpers import assert_close, crandn, gradcheck, run_on, skip_compile_if_interpreted, strided
 
 C128 = torch.complex128
 
@@ -95,6 +95,41 @@ def test_linear_gradcheck_and_float32():
     x32, w32 = crandn(3, 5), crandn(4, 5)
     assert_close(F.complex_linear(x32, w32), (x32.to(C128) @ w32.to(C128).T).to(torch.complex64))
     assert F.complex_linear(crandn(0, 5), w32).shape == (0, 4)
+
+
+@pytest.mark.parametrize("sizes", [((3, 5), 4), ((2, 30), 40), ((2, 3, 30), 40)])
+def test_linear_each_backend_gradcheck_complex128(backend, device, sizes):
+    # Non-reference backends use _ComplexLinear's backward: for (2, 30) -> 40 the small operands are
+    # conjugated (conj(conj(g) W)), for (3, 5) -> 4 the weight (g conj(W)); both must match.
+    xs, out = sizes
+    x = crandn(*xs, dtype=C128, device=device, requires_grad=True)
+    w = crandn(out, xs[-1], dtype=C128, device=device, requires_grad=True)
+    b = crandn(out, dtype=C128, device=device, requires_grad=True)
+    gradcheck(backend, F.complex_linear, [x, w, b])
+    gradcheck(backend, lambda x, w: F.complex_linear(x, w), [x, w])
+    # complex64 forward + backward equal to PyTorch's own F.linear
+    x32, w32, b32 = (t.detach().to(torch.complex64).requires_grad_() for t in (x, w, b))
+    g = crandn(*xs[:-1], out, device=device)
+    got = torch.autograd.grad(run_on(backend, F.complex_linear, x32, w32, b32), (x32, w32, b32), g)
+    want = torch.autograd.grad(tF.linear(x32, w32, b32), (x32, w32, b32), g)
+    for a, e in zip(got, want):
+        assert_close(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_linear_torch_compile_fullgraph(backend, device):
+    skip_compile_if_interpreted(backend)
+    torch._dynamo.reset()
+    x = crandn(4, 6, device=device, requires_grad=True)
+    w = crandn(3, 6, device=device, requires_grad=True)
+    with beamkernels.use_backend(backend):
+        compiled = torch.compile(lambda x, w: F.complex_linear(x, w).abs().sum(), fullgraph=True,
+                                 backend="aot_eager" if device.type == "cpu" else "inductor")
+        out = compiled(x, w)
+        grads = torch.autograd.grad(out, (x, w))
+    expected = tF.linear(x, w).abs().sum()
+    assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    for a, e in zip(grads, torch.autograd.grad(expected, (x, w))):
+        assert_close(a, e, rtol=1e-4, atol=1e-4)
 
 
 def test_linear_bad_input():

@@ -27,7 +27,7 @@ from beamkernels._checks import check_complex, check_same_device, check_same_dty
 
 class _ComplexLinear(torch.autograd.Function):
     """y = x W^T + b (F.linear) with a backward that conjugates the small operands, not W:
-    dL/dx = g conj(W) = conj(conj(g) W) when g and x are smaller than W (else g conj(W));
+    dL/dx = g conj(W) = conj(conj(g) W) (used when g and x are smaller than W, _conj_small_pays);
     dL/dW = g^T conj(x); dL/db = sum of g (PyTorch's conjugate-Wirtinger convention)."""
 
     @staticmethod
@@ -42,16 +42,27 @@ class _ComplexLinear(torch.autograd.Function):
         x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            if g2.shape[0] * (g2.shape[1] + x2.shape[1]) < weight.numel():
-                gx = (g2.conj() @ weight).conj()
-            else:
-                gx = g2 @ weight.conj()
-            gx = gx.reshape(x.shape)
+            gx = (g2.conj() @ weight).conj().reshape(x.shape)
         if ctx.needs_input_grad[1]:
             gw = g2.mT @ x2.conj()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g2.sum(0)
         return gx, gw, gb
+
+
+# Below this many weight elements the conj(W) copy costs less than _ComplexLinear's per-call
+# overhead (measured ~25 us on [32, 256] -> 64, forward 0.063 vs 0.039 ms).
+CONJ_SMALL_MIN_WEIGHT = 1 << 16
+
+
+def _conj_small_pays(x: Tensor, weight: Tensor) -> bool:
+    """_ComplexLinear only where its backward pays: dL/dx is needed, W is large and conjugating
+    g [M, out] and dL/dx [M, in] moves less than conjugating W [out, in]. Elsewhere F.linear
+    (the same GEMMs, PyTorch's autograd)."""
+    if not (torch.is_grad_enabled() and x.requires_grad) or weight.numel() < CONJ_SMALL_MIN_WEIGHT:
+        return False
+    m = x.numel() // max(x.shape[-1], 1)
+    return m * (weight.shape[0] + weight.shape[1]) < weight.numel()
 
 
 def complex_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -74,7 +85,7 @@ def complex_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
         check_same_device(bias, x, op, "bias", "x")
         if tuple(bias.shape) != (weight.shape[0],):
             raise ValueError(f"beamkernels.{op}: argument 'bias' must have shape [{weight.shape[0]}], got {list(bias.shape)}")
-    if resolve(op, x.device, implemented=BACKENDS) == "reference":
+    if resolve(op, x.device, implemented=BACKENDS) == "reference" or not _conj_small_pays(x, weight):
         return ref.complex_linear(x, weight, bias)
     return _ComplexLinear.apply(x, weight, bias)
 

@@ -139,22 +139,10 @@ def _gradcheck_mode(backend):
     return dict(fast_mode=True) if backend == "triton" and INTERPRETED_TRITON else {}
 
 
-@pytest.mark.parametrize("activation", [None, "modrelu", "cardioid"])
-def test_conv2d_gradcheck_complex128(backend, device, activation):
-    case = (1, 2, 3, 4, 5, 3, 2, 1, 1, 1)
-    x, w, b, ab, kw = _inputs(case, torch.complex128, device, activation)
-    tensors = [t for t in (x, w, b, ab) if t is not None]
-
-    def fn(x, w, b, *rest):
-        return F.complex_conv2d(x, w, b, activation=activation, activation_bias=rest[0] if rest else None, **kw)
-
-    gradcheck(backend, fn, tensors, **_gradcheck_mode(backend))
-
-
-@pytest.mark.parametrize("activation", [None, "modrelu"])
-def test_conv2d_pointwise_gradcheck_complex128(backend, device, activation):
-    # 1x1 / stride 1 / no padding / one group: the CPU backend's batched complex GEMM path.
-    case = (2, 3, 4, 3, 5, 1, 1, 0, 1, 1)
+# 3x3 stride 2; and 1x1 / stride 1 / no padding / one group (the CPU's batched complex GEMM path).
+@pytest.mark.parametrize("case,activation", [((1, 2, 3, 4, 5, 3, 2, 1, 1, 1), a) for a in (None, "modrelu", "cardioid")]
+                         + [((2, 3, 4, 3, 5, 1, 1, 0, 1, 1), a) for a in (None, "modrelu")])
+def test_conv2d_gradcheck_complex128(backend, device, case, activation):
     x, w, b, ab, kw = _inputs(case, torch.complex128, device, activation)
     tensors = [t for t in (x, w, b, ab) if t is not None]
 

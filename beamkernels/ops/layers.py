@@ -1,8 +1,8 @@
 """Complex linear, dropout and upsampling: thin, exact compositions of PyTorch ops.
 
 These have no custom kernels: they validate their inputs and compute with PyTorch on every
-device, with no backend dispatch (beamkernels.use_backend affects only ops with custom
-kernels). The reference (beamkernels/reference/layers.py) is the specification.
+device; dropout and upsampling have no backend dispatch, complex_linear follows it (below). The
+reference (beamkernels/reference/layers.py) is the specification.
 
 complex_linear uses torch's native complex GEMM (F.linear on complex64/128): measured on the
 CPU against Gauss's 3 real GEMMs and one block-real GEMM, it was the fastest at every size

@@ -139,4 +139,5 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    torch.manual_seed(0)  # run_all runs each family in its own process
     main()

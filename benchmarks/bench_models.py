@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="run in a child process with glibc's heap kept (no page faults per step); see the docstring")
     a = p.parse_args(argv)
     if a.steady_heap and STEADY_HEAP not in os.environ.get("GLIBC_TUNABLES", ""):
-        env = dict(os.environ, GLIBC_TUNABLES=STEADY_HEAP)
+        env = dict(os.environ, GLIBC_TUNABLES=":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), STEADY_HEAP) if t))
         subprocess.run([sys.executable, "-m", "benchmarks.bench_models"] + list(argv if argv is not None else sys.argv[1:]),
                        env=env, check=True)
         return []

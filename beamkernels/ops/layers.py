@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from beamkernels import reference as ref
-from beamkernels._backend import BACKENDS, resolve
+from beamkernels._backend import current_backend
 from beamkernels._checks import check_complex, check_same_device, check_same_dtype
 
 
@@ -30,11 +30,17 @@ class _ComplexLinear(torch.autograd.Function):
     dL/dx = g conj(W) = conj(conj(g) W) (used when g and x are smaller than W, _conj_small_pays);
     dL/dW = g^T conj(x); dL/db = sum of g (PyTorch's conjugate-Wirtinger convention)."""
 
+    generate_vmap_rule = True  # torch.func (grad, vmap, jacrev) support
+
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return torch.nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias = inputs
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return torch.nn.functional.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, g: Tensor):
@@ -42,7 +48,9 @@ class _ComplexLinear(torch.autograd.Function):
         x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = (g2.conj() @ weight).conj().reshape(x.shape)
+            # resolve_conj: a plain tensor for the caller (x.grad.numpy(), view_as_real), one pass
+            # over the small [M, in] result.
+            gx = (g2.conj() @ weight).conj().resolve_conj().reshape(x.shape)
         if ctx.needs_input_grad[1]:
             gw = g2.mT @ x2.conj()
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -85,7 +93,9 @@ def complex_linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
         check_same_device(bias, x, op, "bias", "x")
         if tuple(bias.shape) != (weight.shape[0],):
             raise ValueError(f"beamkernels.{op}: argument 'bias' must have shape [{weight.shape[0]}], got {list(bias.shape)}")
-    if resolve(op, x.device, implemented=BACKENDS) == "reference" or not _conj_small_pays(x, weight):
+    # Pure PyTorch on every backend and device: only the reference backend's choice (F.linear with
+    # PyTorch's autograd) matters; no backend can fail to run it.
+    if current_backend() == "reference" or not _conj_small_pays(x, weight):
         return ref.complex_linear(x, weight, bias)
     return _ComplexLinear.apply(x, weight, bias)
 

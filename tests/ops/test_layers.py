@@ -123,6 +123,22 @@ def test_linear_each_backend_gradcheck_complex128(backend, device, sizes, monkey
         assert_close(a, e, rtol=1e-5, atol=1e-5)
 
 
+def test_linear_conj_aware_backward_plain_grad_and_torch_func(monkeypatch):
+    """The _ComplexLinear path: x.grad is a plain tensor (no conjugate bit), torch.func works."""
+    from beamkernels.ops import layers
+
+    monkeypatch.setattr(layers, "CONJ_SMALL_MIN_WEIGHT", 0)
+    x = crandn(2, 6, dtype=C128, requires_grad=True)
+    w = crandn(9, 6, dtype=C128)
+    y = F.complex_linear(x, w)
+    assert "_ComplexLinear" in type(y.grad_fn).__name__
+    y.abs().sum().backward()
+    assert not x.grad.is_conj()
+    x.grad.numpy()
+    g = torch.func.grad(lambda t: F.complex_linear(t, w).abs().sum())(x.detach().requires_grad_())
+    assert_close(g, x.grad)
+
+
 def test_linear_torch_compile_fullgraph(backend, device):
     skip_compile_if_interpreted(backend)
     torch._dynamo.reset()

@@ -129,3 +129,35 @@ def resolve(op: str, device: torch.device, implemented: tuple[str, ...] = BACKEN
     if why is not None:
         raise RuntimeError(f"beamkernels.{op}: backend '{name}' cannot run here: {why}")
     return name
+
+
+def conv_tf32_enabled() -> bool:
+    """Whether complex64 convs on a GPU use TF32 tensor cores (the cuda and triton backends): the
+    same switch as torch's own convs, ``torch.backends.cudnn.conv.fp32_precision`` (torch >= 2.9)
+    or the older ``torch.backends.cudnn.allow_tf32``; TF32 by default. Read per conv, as torch's
+    convs do (the operator-less ``allow_tf32`` getter raises once conv and RNN settings differ)."""
+    getter = getattr(torch._C, "_get_fp32_precision_getter", None)
+    if getter is not None:
+        return getter("cuda", "conv") == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
+
+
+@contextlib.contextmanager
+def conv_tf32(enabled: bool) -> Iterator[None]:
+    """Within the block, GPU convs (torch's and beamkernels') run on TF32 tensor cores (True) or
+    in exact fp32 (False); the previous setting is restored after."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        old = conv.fp32_precision
+        conv.fp32_precision = "tf32" if enabled else "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision = old
+    else:
+        old = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = enabled
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32 = old

@@ -71,6 +71,9 @@ struct ConvParams {
   Activation act;
   index_t n, cin, h, w, cout, ho, wo, kh, kw;
   int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+  // 1: the forward GEMM on TF32 tensor cores (float only, sm_80+; PyTorch's default for convs,
+  // torch.backends.cudnn.allow_tf32); 0: exact fp32 / fp64 on CUDA cores.
+  int tf32;
   const T* x;         // interleaved complex, contiguous
   const T* weight;    // interleaved complex, contiguous
   const T* bias;      // interleaved complex [C_out] or nullptr
@@ -83,6 +86,13 @@ struct ConvParams {
   T* grad_x;          // [N, C_in, H, W] or nullptr
   T* grad_weight;     // [C_out, C_in / groups, kh, kw] or nullptr
   T* row_sums;        // [N * C_out, 3] as ConvEpilogueParams
+  // backward with tf32 and stride 1: dL/dx is the forward conv of dL/dz with this weight (the
+  // conjugated, spatially flipped weight with in/out channels swapped per group, [C_in, C_out /
+  // groups, kh, kw]) and padding (k - 1) d - pad, on the tensor-core forward kernel; or nullptr.
+  const T* weight_t;
+  // backward with tf32: 1 = dL/dW without split-K atomics, bitwise reproducible
+  // (torch.use_deterministic_algorithms(True)), 0 = split the reduction for a fuller GPU.
+  int deterministic;
 };
 
 }  // namespace beamkernels

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from beamkernels import _ext
 from beamkernels import reference as ref
-from beamkernels._backend import resolve
+from beamkernels._backend import conv_tf32_enabled, resolve
 from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype
 from beamkernels.ops import _triton
 from beamkernels.ops import activation as act_ops
@@ -181,9 +181,9 @@ if _triton.ENABLED:
 
     def _precision(x: Tensor) -> str:
         """tl.dot's input_precision: TF32 where PyTorch's own convs use it
-        (torch.backends.cudnn.allow_tf32, default True), else exact fp32; fp64 and the
-        interpreter always "ieee"."""
-        if x.dtype == torch.complex128 or x.device.type != "cuda" or not torch.backends.cudnn.allow_tf32:
+        (conv_tf32_enabled: torch.backends.cudnn.conv.fp32_precision / allow_tf32, TF32 by
+        default), else exact fp32; fp64 and the interpreter always "ieee"."""
+        if x.dtype == torch.complex128 or x.device.type != "cuda" or not conv_tf32_enabled():
             return "ieee"
         return "tf32"
 

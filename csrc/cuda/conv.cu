@@ -10,6 +10,10 @@
 //      of modReLU's bias term;
 //   2. dL/dx: one thread per input element, gathering over (o, kh, kw) with the conjugated weight;
 //   3. dL/dW: one block per weight element, reducing gz * conj(x) over (n, ho, wo).
+#include <mma.h>
+
+#include <type_traits>
+
 #include "cuda/conv_cuda.h"
 
 namespace beamkernels {
@@ -108,6 +112,244 @@ __global__ void conv2d_fwd_kernel(ConvParams<T> p) {
     p.y[off] = v.re;
     p.y[off + 1] = v.im;
   }
+}
+
+// ---- TF32 tensor-core forward (float, sm_80+) ----
+// The same implicit GEMM in block-real form, so that one real GEMM on tensor cores does the complex
+// products: rows (Re z_o, Im z_o) of C = A B with A's 2x2 blocks [[Wr, -Wi], [Wi, Wr]] per (o, k) and
+// B's rows (Re x_k, Im x_k) per reduction index k = (c, i, j) (4 real MACs per complex MAC, like
+// cuDNN's real convs inside torch's complex conv, but one kernel, no layout copies, the epilogue
+// fused). WMMA m16n16k8 TF32 fragments, fp32 accumulation; inputs rounded to TF32 (10 mantissa bits)
+// as torch does for convs under torch.backends.cudnn.allow_tf32.
+// Block tile: kTcO = 32 complex output channels (64 real rows) x kTcP = 128 pixels, reduction chunks of
+// kTcK = 16 complex (32 real) staged in shared memory; 8 warps in a 2 x 4 grid, each 32 x 32 of C
+// (2 x 2 fragments). The C tile is staged in shared memory (reusing the A/B buffers) for the epilogue.
+constexpr int kTcO = 32, kTcP = 128, kTcK = 16;
+[[maybe_unused]] constexpr int kTcLdA = 2 * kTcK + 4;  // row pitch (floats) of A [2 kTcO][2 kTcK]: a multiple of 4, rows 32-byte aligned per 16
+[[maybe_unused]] constexpr int kTcLdB = kTcP + 4;      // row pitch of B [2 kTcK][kTcP] and of the C stage [2 kTcO][kTcP]
+constexpr int kTcThreads = 256;
+
+template <Activation A>
+__global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvParams<float> p) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800  // WMMA TF32 (the host pass needs only the declaration)
+  namespace wmma = nvcuda::wmma;
+  constexpr int kTcSmemAB = 2 * kTcO * kTcLdA + 2 * kTcK * kTcLdB, kTcSmemC = 2 * kTcO * kTcLdB;
+  constexpr int kTcSmem = kTcSmemAB > kTcSmemC ? kTcSmemAB : kTcSmemC;  // floats: 8448 = 33 KB
+  __shared__ __align__(32) float smem[kTcSmem];
+  float* as = smem;                       // A [2 kTcO][kTcLdA]
+  float* bs = smem + 2 * kTcO * kTcLdA;   // B [2 kTcK][kTcLdB]
+  float* cs = smem;                       // C stage [2 kTcO][kTcLdB], after the main loop
+  const index_t m_total = p.n * p.ho * p.wo;
+  const index_t og = p.cout / p.groups, cg = p.cin / p.groups;
+  const index_t k_total = cg * p.kh * p.kw;
+  const int grp = blockIdx.z;
+  const index_t m0 = static_cast<index_t>(blockIdx.x) * kTcP;
+  const index_t o0 = static_cast<index_t>(blockIdx.y) * kTcO;
+  const int tid = threadIdx.x, warp = tid / 32;
+  const int wr = (warp / 4) * 32, wc = (warp % 4) * 32;  // this warp's 32 x 32 corner of C
+  // This thread's pixel in the B gather and in the epilogue: pp = tid % kTcP in every step (the
+  // 64-bit div / mod of the pixel index done once, not per element).
+  static_assert(kTcThreads % kTcP == 0, "each thread keeps one pixel");
+  const int pp = tid % kTcP;
+  const index_t m = m0 + pp, inner = p.ho * p.wo;
+  const bool m_ok = m < m_total;
+  const index_t n = m_ok ? m / inner : 0, q = m_ok ? m % inner : 0;
+  const index_t h_base = (q / p.wo) * p.stride_h - p.pad_h, w_base = (q % p.wo) * p.stride_w - p.pad_w;
+  const float* x_n = p.x + 2 * n * p.cin * p.h * p.w;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
+#pragma unroll
+  for (int a = 0; a < 2; ++a)
+#pragma unroll
+    for (int b = 0; b < 2; ++b) wmma::fill_fragment(acc[a][b], 0.0f);
+
+  for (index_t k0 = 0; k0 < k_total; k0 += kTcK) {
+    // A: kTcO x kTcK complex weights -> 2x2 real blocks.
+    for (int e = tid; e < kTcO * kTcK; e += kTcThreads) {
+      const int oo = e / kTcK, kk = e % kTcK;
+      const index_t o = o0 + oo, k = k0 + kk;
+      float re = 0.f, im = 0.f;
+      if (o < og && k < k_total) {
+        const index_t off = 2 * ((grp * og + o) * k_total + k);
+        re = p.weight[off];
+        im = p.weight[off + 1];
+      }
+      float* r0 = as + (2 * oo) * kTcLdA + 2 * kk;
+      float* r1 = r0 + kTcLdA;
+      r0[0] = re, r0[1] = -im;
+      r1[0] = im, r1[1] = re;
+    }
+    // B: kTcK x kTcP complex inputs gathered with the conv's index map (zero outside the image);
+    // this thread always takes pixel pp (decomposed once, above), rows kk = tid / kTcP + step.
+    for (int kk = tid / kTcP; kk < kTcK; kk += kTcThreads / kTcP) {
+      const index_t k = k0 + kk;
+      float re = 0.f, im = 0.f;
+      if (k < k_total && m_ok) {
+        const index_t kw_ = k % p.kw, t = k / p.kw, kh_ = t % p.kh, c = grp * cg + t / p.kh;
+        const index_t h = h_base + kh_ * p.dil_h, w = w_base + kw_ * p.dil_w;
+        if (h >= 0 && h < p.h && w >= 0 && w < p.w) {
+          const index_t off = 2 * ((c * p.h + h) * p.w + w);
+          re = x_n[off];
+          im = x_n[off + 1];
+        }
+      }
+      bs[(2 * kk) * kTcLdB + pp] = re;
+      bs[(2 * kk + 1) * kTcLdB + pp] = im;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < 2 * kTcK; ks += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
+#pragma unroll
+      for (int a = 0; a < 2; ++a) {
+        wmma::load_matrix_sync(fa[a], as + (wr + 16 * a) * kTcLdA + ks, kTcLdA);
+#pragma unroll
+        for (int t = 0; t < fa[a].num_elements; ++t) fa[a].x[t] = wmma::__float_to_tf32(fa[a].x[t]);
+      }
+#pragma unroll
+      for (int b = 0; b < 2; ++b) {
+        wmma::load_matrix_sync(fb[b], bs + ks * kTcLdB + wc + 16 * b, kTcLdB);
+#pragma unroll
+        for (int t = 0; t < fb[b].num_elements; ++t) fb[b].x[t] = wmma::__float_to_tf32(fb[b].x[t]);
+      }
+#pragma unroll
+      for (int a = 0; a < 2; ++a)
+#pragma unroll
+        for (int b = 0; b < 2; ++b) wmma::mma_sync(acc[a][b], fa[a], fb[b], acc[a][b]);
+    }
+    __syncthreads();  // before the next chunk (or the C stage) overwrites A and B
+  }
+#pragma unroll
+  for (int a = 0; a < 2; ++a)
+#pragma unroll
+    for (int b = 0; b < 2; ++b)
+      wmma::store_matrix_sync(cs + (wr + 16 * a) * kTcLdB + wc + 16 * b, acc[a][b], kTcLdB, wmma::mem_row_major);
+  __syncthreads();
+
+  // Epilogue: consecutive threads take consecutive pixels (coalesced z and y writes).
+  if (!m_ok) return;  // after the last __syncthreads
+  for (int oo = tid / kTcP; oo < kTcO; oo += kTcThreads / kTcP) {
+    const index_t o = o0 + oo;
+    if (o >= og) break;
+    const index_t oc = grp * og + o;
+    const float zr = cs[(2 * oo) * kTcLdB + pp], zi = cs[(2 * oo + 1) * kTcLdB + pp];
+    if (p.z) {  // planar, bias not added
+      const index_t plane = (n * 2 * p.cout + 2 * oc) * inner;
+      p.z[plane + q] = zr;
+      p.z[plane + inner + q] = zi;
+    }
+    const float br = p.bias ? p.bias[2 * oc] : 0.f, bi = p.bias ? p.bias[2 * oc + 1] : 0.f;
+    const float ab = p.act_bias ? p.act_bias[oc] : 0.f;
+    const Cplx<float> v = act_forward<A, float>(zr + br, zi + bi, ab);
+    const index_t off = 2 * ((n * p.cout + oc) * inner + q);
+    p.y[off] = v.re;
+    p.y[off + 1] = v.im;
+  }
+#else
+  __trap();  // never launched: the host checks for compute capability >= 8.0 (conv2d_forward)
+#endif
+}
+
+// ---- TF32 tensor-core dL/dW (float, sm_80+) ----
+// dL/dW[o, k] = sum_m gz[o, m] conj(x_col[k, m]) over m = (n, ho, wo), k = (c, i, j): ONE real GEMM
+// C = A B with A's rows (Re gz_o, Im gz_o) and B's columns (Re x_k, Im x_k) gives the four products,
+// combined in the epilogue: Re dW = C[2o][2k] + C[2o+1][2k+1], Im dW = C[2o+1][2k] - C[2o][2k+1].
+// Block tile 32 complex o x 32 complex k (64 x 64 real), m in chunks of 32; the m range is split over
+// gridDim.z blocks (split-K) whose partial sums are added with atomicAdd (grad_weight zeroed first;
+// the order of the additions, and so the last bits, vary from run to run; one split, so one add per
+// element onto zero, under torch.use_deterministic_algorithms).
+constexpr int kTwO = 32, kTwK = 32, kTwM = 32;
+[[maybe_unused]] constexpr int kTwLdA = kTwM + 4;      // A [2 kTwO][kTwM]
+[[maybe_unused]] constexpr int kTwLdB = 2 * kTwK + 4;  // B [kTwM][2 kTwK] and the C stage [2 kTwO][2 kTwK]
+
+__global__ void __launch_bounds__(kTcThreads, 2) conv2d_grad_w_tf32_kernel(ConvParams<float> p, index_t m_per_split) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  namespace wmma = nvcuda::wmma;
+  constexpr int kAB = 2 * kTwO * kTwLdA + kTwM * kTwLdB, kC = 2 * kTwO * kTwLdB;
+  __shared__ __align__(32) float smem[kAB > kC ? kAB : kC];
+  float* as = smem;
+  float* bs = smem + 2 * kTwO * kTwLdA;
+  float* cs = smem;
+  const index_t og = p.cout / p.groups, cg = p.cin / p.groups;
+  const index_t k_total = cg * p.kh * p.kw, inner = p.ho * p.wo, m_total = p.n * inner;
+  const index_t o_tiles = (og + kTwO - 1) / kTwO;
+  const index_t grp = blockIdx.y / o_tiles;
+  const index_t o0 = (blockIdx.y % o_tiles) * kTwO, k0 = static_cast<index_t>(blockIdx.x) * kTwK;
+  const index_t m_begin = blockIdx.z * m_per_split;
+  const index_t m_end = m_begin + m_per_split < m_total ? m_begin + m_per_split : m_total;
+  const int tid = threadIdx.x, warp = tid / 32;
+  const int wr = (warp / 2) * 16, wc = (warp % 2) * 32;  // 4 x 2 warps, each 16 x 32 of C
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2];
+  wmma::fill_fragment(acc[0], 0.0f);
+  wmma::fill_fragment(acc[1], 0.0f);
+  for (index_t mc = m_begin; mc < m_end; mc += kTwM) {
+    for (int e = tid; e < kTwO * kTwM; e += kTcThreads) {  // A: gz rows, consecutive threads along m
+      const int oo = e / kTwM, mm = e % kTwM;
+      const index_t o = o0 + oo, m = mc + mm;
+      float re = 0.f, im = 0.f;
+      if (o < og && m < m_end) {
+        const index_t n = m / inner, q = m % inner;
+        const index_t off = 2 * ((n * p.cout + grp * og + o) * inner + q);
+        re = p.grad_z[off];
+        im = p.grad_z[off + 1];
+      }
+      as[(2 * oo) * kTwLdA + mm] = re;
+      as[(2 * oo + 1) * kTwLdA + mm] = im;
+    }
+    for (int e = tid; e < kTwK * kTwM; e += kTcThreads) {  // B: x gathered, consecutive threads along m
+      const int kk = e / kTwM, mm = e % kTwM;
+      const index_t k = k0 + kk, m = mc + mm;
+      float re = 0.f, im = 0.f;
+      if (k < k_total && m < m_end) {
+        const index_t j = k % p.kw, t = k / p.kw, i = t % p.kh, c = grp * cg + t / p.kh;
+        const index_t wo = m % p.wo, t2 = m / p.wo, ho = t2 % p.ho, n = t2 / p.ho;
+        const index_t h = ho * p.stride_h - p.pad_h + i * p.dil_h, w = wo * p.stride_w - p.pad_w + j * p.dil_w;
+        if (h >= 0 && h < p.h && w >= 0 && w < p.w) {
+          const index_t off = 2 * (((n * p.cin + c) * p.h + h) * p.w + w);
+          re = p.x[off];
+          im = p.x[off + 1];
+        }
+      }
+      bs[mm * kTwLdB + 2 * kk] = re;
+      bs[mm * kTwLdB + 2 * kk + 1] = im;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < kTwM; ks += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+      wmma::load_matrix_sync(fa, as + wr * kTwLdA + ks, kTwLdA);
+#pragma unroll
+      for (int t = 0; t < fa.num_elements; ++t) fa.x[t] = wmma::__float_to_tf32(fa.x[t]);
+#pragma unroll
+      for (int b = 0; b < 2; ++b) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
+        wmma::load_matrix_sync(fb, bs + ks * kTwLdB + wc + 16 * b, kTwLdB);
+#pragma unroll
+        for (int t = 0; t < fb.num_elements; ++t) fb.x[t] = wmma::__float_to_tf32(fb.x[t]);
+        wmma::mma_sync(acc[b], fa, fb, acc[b]);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int b = 0; b < 2; ++b)
+    wmma::store_matrix_sync(cs + wr * kTwLdB + wc + 16 * b, acc[b], kTwLdB, wmma::mem_row_major);
+  __syncthreads();
+  for (int e = tid; e < kTwO * kTwK; e += kTcThreads) {
+    const int oo = e / kTwK, kk = e % kTwK;
+    const index_t o = o0 + oo, k = k0 + kk;
+    if (o >= og || k >= k_total) continue;
+    const float* r0 = cs + (2 * oo) * kTwLdB + 2 * kk;  // (gr xr, gr xi)
+    const float* r1 = r0 + kTwLdB;                      // (gi xr, gi xi)
+    const index_t off = 2 * ((grp * og + o) * k_total + k);
+    atomicAdd(p.grad_weight + off, r0[0] + r1[1]);
+    atomicAdd(p.grad_weight + off + 1, r1[0] - r0[1]);
+  }
+#else
+  __trap();  // never launched: the host checks for compute capability >= 8.0 (conv2d_backward)
+#endif
 }
 
 template <typename T>
@@ -232,6 +474,15 @@ __global__ void conv2d_grad_w_kernel(ConvParams<T> p) {
     default: KERNEL<Activation::kCardioid, T><<<GRID, BLOCK, 0, STREAM>>>(P); break;                   \
   }
 
+#define BK_LAUNCH_BY_ACT_FLOAT(KERNEL, GRID, BLOCK, STREAM, P)                                         \
+  switch ((P).act) {                                                                                   \
+    case Activation::kNone: KERNEL<Activation::kNone><<<GRID, BLOCK, 0, STREAM>>>(P); break;            \
+    case Activation::kCReLU: KERNEL<Activation::kCReLU><<<GRID, BLOCK, 0, STREAM>>>(P); break;          \
+    case Activation::kZReLU: KERNEL<Activation::kZReLU><<<GRID, BLOCK, 0, STREAM>>>(P); break;          \
+    case Activation::kModReLU: KERNEL<Activation::kModReLU><<<GRID, BLOCK, 0, STREAM>>>(P); break;      \
+    default: KERNEL<Activation::kCardioid><<<GRID, BLOCK, 0, STREAM>>>(P); break;                      \
+  }
+
 }  // namespace
 
 template <typename T>
@@ -241,7 +492,61 @@ cudaError_t conv2d_forward(const ConvParams<T>& p, cudaStream_t stream) {
   if (m_total == 0 || p.cout == 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>((m_total + kTileP - 1) / kTileP), static_cast<unsigned>((og + kTileO - 1) / kTileO),
                   static_cast<unsigned>(p.groups));
+  if constexpr (std::is_same<T, float>::value) {
+    if (p.tf32) {
+      const dim3 tc_grid(static_cast<unsigned>((m_total + kTcP - 1) / kTcP),
+                         static_cast<unsigned>((og + kTcO - 1) / kTcO), static_cast<unsigned>(p.groups));
+      BK_LAUNCH_BY_ACT_FLOAT(conv2d_fwd_tf32_kernel, tc_grid, kTcThreads, stream, p)
+      return cudaGetLastError();
+    }
+  }
   BK_LAUNCH_BY_ACT(conv2d_fwd_kernel, grid, kThreads, stream, p)
+  return cudaGetLastError();
+}
+
+// The tensor-core backward after the dL/dz kernel: dL/dx by the forward kernel on dL/dz with
+// p.weight_t when the conv has stride 1 (else the direct kernel), dL/dW by the split-K GEMM kernel.
+static cudaError_t conv2d_backward_tf32(const ConvParams<float>& p, cudaStream_t stream) {
+  cudaError_t err = cudaSuccess;
+  if (p.grad_x && p.weight_t) {
+    ConvParams<float> q{};
+    q.act = Activation::kNone;
+    q.n = p.n, q.cin = p.cout, q.h = p.ho, q.w = p.wo, q.cout = p.cin, q.ho = p.h, q.wo = p.w, q.kh = p.kh, q.kw = p.kw;
+    q.stride_h = q.stride_w = 1;
+    q.pad_h = static_cast<int>((p.kh - 1) * p.dil_h - p.pad_h);
+    q.pad_w = static_cast<int>((p.kw - 1) * p.dil_w - p.pad_w);
+    q.dil_h = p.dil_h, q.dil_w = p.dil_w, q.groups = p.groups;
+    q.tf32 = 1;
+    q.x = p.grad_z;
+    q.weight = p.weight_t;
+    q.y = p.grad_x;
+    err = conv2d_forward<float>(q, stream);
+  } else if (p.grad_x) {
+    const index_t total = p.n * p.cin * p.h * p.w;
+    const index_t blocks = (total + 255) / 256;
+    conv2d_grad_x_kernel<float><<<static_cast<unsigned>(blocks < 65535 * 32 ? blocks : 65535 * 32), 256, 0, stream>>>(p);
+    err = cudaGetLastError();
+  }
+  if (err != cudaSuccess || !p.grad_weight) return err;
+  const index_t og = p.cout / p.groups, k_total = (p.cin / p.groups) * p.kh * p.kw;
+  const index_t elems = p.cout * k_total, m_total = p.n * p.ho * p.wo;
+  if (elems == 0) return cudaSuccess;
+  err = cudaMemsetAsync(p.grad_weight, 0, sizeof(float) * 2 * elems, stream);
+  if (err != cudaSuccess) return err;
+  // Split m so that the grid fills the GPU about 4 times over, each split >= 8 chunks of m.
+  int dev = 0, sms = 0;
+  if ((err = cudaGetDevice(&dev)) != cudaSuccess) return err;
+  if ((err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return err;
+  const index_t tiles = ((k_total + kTwK - 1) / kTwK) * ((og + kTwO - 1) / kTwO) * p.groups;
+  index_t splits = (4 * static_cast<index_t>(sms) + tiles - 1) / tiles;
+  const index_t max_splits = (m_total + 8 * kTwM - 1) / (8 * kTwM);
+  splits = splits < max_splits ? splits : max_splits;
+  splits = splits < 1 || p.deterministic ? 1 : (splits > 65535 ? 65535 : splits);
+  const index_t m_per_split = ((m_total + splits - 1) / splits + kTwM - 1) / kTwM * kTwM;
+  splits = (m_total + m_per_split - 1) / m_per_split;
+  const dim3 grid(static_cast<unsigned>((k_total + kTwK - 1) / kTwK),
+                  static_cast<unsigned>(((og + kTwO - 1) / kTwO) * p.groups), static_cast<unsigned>(splits));
+  conv2d_grad_w_tf32_kernel<<<grid, kTcThreads, 0, stream>>>(p, m_per_split);
   return cudaGetLastError();
 }
 
@@ -252,6 +557,9 @@ cudaError_t conv2d_backward(const ConvParams<T>& p, cudaStream_t stream) {
   BK_LAUNCH_BY_ACT(conv2d_grad_z_kernel, static_cast<unsigned>(rows), 256, stream, p)
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
+  if constexpr (std::is_same<T, float>::value) {
+    if (p.tf32) return conv2d_backward_tf32(p, stream);
+  }
   if (p.grad_x) {
     const index_t total = p.n * p.cin * p.h * p.w;
     const index_t blocks = (total + 255) / 256;

@@ -1,8 +1,12 @@
 // Torch glue for the CUDA fused complex convolution (csrc/cuda/conv.cu): validate, fill
 // ConvParams, launch on the current stream. Same schemas and saved-buffer layout as the CPU glue
 // (planar pre-activation without bias), so the fake kernel and autograd in
-// beamkernels/ops/conv.py serve both. UNMEASURED and untested on a GPU (none was available):
-// it compiles only where CUDA is built.
+// beamkernels/ops/conv.py serve both. complex64 runs on TF32 tensor cores (sm_80+) unless
+// torch.backends.cudnn.allow_tf32 is off, as torch's own convs. UNMEASURED and untested on a GPU
+// (none was available): it compiles only where CUDA is built.
+#include <ATen/Context.h>
+#include <torch/version.h>
+#include <cuda_runtime.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -43,6 +47,25 @@ ConvParams<T> make_params(const Geometry& g, const at::Tensor& x, const at::Tens
   return p;
 }
 
+// TF32 tensor cores for complex64 where PyTorch's own convs use them (torch.backends.cudnn.allow_tf32 /
+// torch.backends.cudnn.conv.fp32_precision, TF32 by default) and the GPU has them (sm_80+); otherwise
+// exact fp32 on CUDA cores.
+bool use_tf32(const at::Tensor& x) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+  // The conv-specific flag: honours torch.backends.cudnn.conv.fp32_precision as well (the
+  // operator-less query raises once the conv and RNN settings differ).
+  const bool allowed = at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
+#else
+  const bool allowed = at::globalContext().allowTF32CuDNN();
+#endif
+  if (x.scalar_type() != at::kComplexFloat || !allowed) return false;
+  int major = 0;
+  const cudaError_t err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, x.device().index());
+  TORCH_CHECK(err == cudaSuccess, "beamkernels.complex_conv2d: cannot query the GPU's compute capability: ",
+              cudaGetErrorString(err));
+  return major >= 8;
+}
+
 std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& weight_in,
                                                        const c10::optional<at::Tensor>& bias_in, at::IntArrayRef stride,
                                                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
@@ -61,6 +84,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, c
     auto p = make_params<scalar_t>(g, x, weight, bias, act_bias, stride, padding, dilation, groups, activation);
     p.y = reinterpret_cast<scalar_t*>(y.data_ptr());
     p.z = need_z ? saved.data_ptr<scalar_t>() : nullptr;
+    p.tf32 = use_tf32(x);
     const cudaError_t err = cuda::conv2d_forward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(err == cudaSuccess, "beamkernels.", op, ": CUDA launch failed: ", cudaGetErrorString(err));
   });
@@ -88,6 +112,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
     if (output_mask[0]) gx.zero_();
     if (output_mask[1]) gw.zero_();
   }
+  const bool tf32 = use_tf32(x);
+  // Tensor-core dL/dx (stride 1): the forward conv of dL/dz with the conjugated, flipped weight whose
+  // in / out channels are swapped per group: w_t[g cg + c, o, i, j] = conj(w[g og + o, c, kh-1-i, kw-1-j]).
+  at::Tensor weight_t;
+  if (tf32 && output_mask[0] && g.n > 0 && stride[0] == 1 && stride[1] == 1) {
+    const int64_t og = g.cout / groups, cg = g.cin / groups;
+    weight_t = at::conj_physical(weight.view({groups, og, cg, g.kh, g.kw}).transpose(1, 2).flip({3, 4}))
+                   .contiguous()
+                   .view({g.cin, og, g.kh, g.kw});
+  }
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_backward_cuda", [&] {
     auto p = make_params<scalar_t>(g, x, weight, bias, act_bias, stride, padding, dilation, groups, activation);
     p.z = const_cast<scalar_t*>(saved.data_ptr<scalar_t>());
@@ -96,6 +130,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
     p.row_sums = row_sums.data_ptr<scalar_t>();
     p.grad_x = output_mask[0] ? reinterpret_cast<scalar_t*>(gx.data_ptr()) : nullptr;
     p.grad_weight = output_mask[1] ? reinterpret_cast<scalar_t*>(gw.data_ptr()) : nullptr;
+    p.tf32 = tf32;
+    p.deterministic = at::globalContext().deterministicAlgorithms();
+    p.weight_t = weight_t.defined() ? reinterpret_cast<const scalar_t*>(weight_t.data_ptr()) : nullptr;
     const cudaError_t err = cuda::conv2d_backward<scalar_t>(p, c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(err == cudaSuccess, "beamkernels.", op, ": CUDA launch failed: ", cudaGetErrorString(err));
   });

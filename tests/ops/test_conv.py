@@ -11,6 +11,7 @@ import torch
 import beamkernels
 import beamkernels.functional as F
 from beamkernels import reference as ref
+from beamkernels import conv_tf32, conv_tf32_enabled
 from tests.helpers import (
     INTERPRETED_TRITON, assert_close, crandn, gradcheck, opcheck, run_on, skip_compile_if_interpreted,
 )
@@ -20,11 +21,13 @@ ACTS = [None, "crelu", "zrelu", "modrelu", "cardioid"]
 
 # Tolerances: a conv output / gradient is a sum of L products (L = C_in / groups * kh * kw for y
 # and dL/dx, N * Ho * Wo for dL/dW); float rounding grows like sqrt(L) times the typical magnitude.
-# Triton on a GPU uses TF32 by default (like torch convs: torch.backends.cudnn.allow_tf32): 10 mantissa bits.
+# On a GPU, complex64 convs run on TF32 tensor cores by default, ours (cuda, triton) and torch's
+# reference alike (torch.backends.cudnn.conv.fp32_precision / allow_tf32): inputs rounded to 10 mantissa bits (unit 2^-11),
+# so each product is off by ~1e-3 relative and a sum of L of them by ~1e-3 sqrt(L) product sizes.
 def conv_tol(dtype, reduction: int, tf32: bool = False) -> dict:
-    eps = {torch.complex64: 1.2e-7, torch.complex128: 2.3e-16}[dtype]
     if tf32:
-        eps = 1e-3
+        return dict(rtol=1e-2, atol=5e-3 * math.sqrt(max(reduction, 1)))
+    eps = {torch.complex64: 1.2e-7, torch.complex128: 2.3e-16}[dtype]
     tol = 64 * eps * math.sqrt(max(reduction, 1))
     return dict(rtol=max(tol, 8 * eps), atol=max(tol, 8 * eps))
 
@@ -43,8 +46,9 @@ CASES = [
 ]
 
 
-def _tf32(backend, device) -> bool:
-    return backend == "triton" and device.type == "cuda" and torch.backends.cudnn.allow_tf32
+def _tf32(backend, device, dtype=torch.complex64) -> bool:
+    """Whether this comparison runs in TF32 on a GPU (see conv_tol); complex128 is always exact."""
+    return dtype == torch.complex64 and device.type == "cuda" and conv_tf32_enabled()
 
 
 def _inputs(case, dtype, device, activation, requires_grad=True, bias=True):
@@ -103,7 +107,7 @@ def test_conv2d_matches_reference(backend, device, case, dtype):
         ry, rw = _reductions(case)
         _compare(backend, lambda *t, **k: _conv2d(*t, activation=activation, **k),
                  lambda *t, **k: _ref2d(*t, activation=activation, **k), [x, w, b, ab], kw, dtype, ry, rw,
-                 _tf32(backend, device))
+                 _tf32(backend, device, dtype))
 
 
 @pytest.mark.parametrize("activation", ACTS)
@@ -198,7 +202,8 @@ def test_conv2d_padding_strings(backend, device):
     w = crandn(4, 3, 2, 3, device=device)
     for padding in ("same", "valid"):
         y = run_on(backend, F.complex_conv2d, x, w, padding=padding, dilation=(2, 1))
-        assert_close(y, ref.complex_conv2d(x, w, padding=padding, dilation=(2, 1)), **conv_tol(torch.complex64, 18))
+        assert_close(y, ref.complex_conv2d(x, w, padding=padding, dilation=(2, 1)),
+                     **conv_tol(torch.complex64, 18, _tf32(backend, device)))
 
 
 def _op_name(backend):
@@ -245,6 +250,85 @@ def test_torch_compile_fullgraph(backend, device):
     assert_close(out, expected, **tol)
     for gi, gr in zip(grads, grads_ref):
         assert_close(gi, gr, **tol)
+
+
+# The CUDA backend's tensor-core dL/dx (csrc/cuda/conv_glue.cpp) rests on this identity, checked here
+# with torch's own convs on the CPU: for stride 1, dL/dx is the forward conv of dL/dz with the weight
+# conjugated, flipped in space and with in / out channels swapped per group, padding (k - 1) d - pad
+# (negative: crop instead).
+@pytest.mark.parametrize("geom", [(3, 1, 1, 1), ((3, 2), (1, 0), (2, 1), 2), (3, 2, 1, 3), (1, 0, 1, 1), (3, 3, 1, 1)],
+                         ids=["3x3", "3x2-dil-groups", "pad2-groups3", "1x1", "pad-beyond-kernel"])
+def test_dx_is_conv_with_flipped_conjugate_weight(geom):
+    k, pad, dil, groups = geom
+    kh, kw = (k, k) if isinstance(k, int) else k
+    ph, pw = (pad, pad) if isinstance(pad, int) else pad
+    dh, dw = (dil, dil) if isinstance(dil, int) else dil
+    cin, cout, n, h, w = 6, 12, 2, 7, 8
+    x = crandn(n, cin, h, w, dtype=torch.complex128, requires_grad=True)
+    wt = crandn(cout, cin // groups, kh, kw, dtype=torch.complex128)
+    y = torch.nn.functional.conv2d(x, wt, None, 1, (ph, pw), (dh, dw), groups)
+    gz = crandn(*y.shape, dtype=torch.complex128)
+    (expected,) = torch.autograd.grad(y, x, gz)
+    og, cg = cout // groups, cin // groups
+    w_t = wt.view(groups, og, cg, kh, kw).transpose(1, 2).flip(3, 4).conj().reshape(cin, og, kh, kw)
+    qh, qw = (kh - 1) * dh - ph, (kw - 1) * dw - pw
+    g = torch.nn.functional.pad(gz, (max(qw, 0), max(qw, 0), max(qh, 0), max(qh, 0)))
+    got = torch.nn.functional.conv2d(g, w_t, None, 1, 0, (dh, dw), groups)
+    got = got[..., max(-qh, 0):max(-qh, 0) + h, max(-qw, 0):max(-qw, 0) + w]
+    assert_close(got, expected)
+
+
+def test_conv_tf32_switch_follows_torch():
+    """conv_tf32_enabled reads torch's conv setting (new and old API) without raising when the conv
+    and RNN settings differ; conv_tf32 sets and restores it."""
+    before = conv_tf32_enabled()
+    with conv_tf32(False):
+        assert not conv_tf32_enabled()
+        with conv_tf32(True):
+            assert conv_tf32_enabled()
+        assert not conv_tf32_enabled()
+    assert conv_tf32_enabled() == before
+    old = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = False
+        assert not conv_tf32_enabled()
+        torch.backends.cudnn.allow_tf32 = True
+        assert conv_tf32_enabled()
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (TF32 / exact fp32 paths of the cuda backend)")
+@pytest.mark.parametrize("tf32", [True, False])
+def test_cuda_tf32_switch(tf32):
+    """torch's conv precision setting chooses the cuda backend's GEMMs as it does torch's convs: TF32
+    tensor cores when on (sm_80+), exact fp32 when off; each against the reference in the same mode."""
+    if "cuda" not in beamkernels.available_backends():
+        pytest.skip("cuda backend not built")
+    with conv_tf32(tf32):
+        device = torch.device("cuda")
+        tf32 = tf32 and torch.cuda.get_device_capability()[0] >= 8
+        for case in [(4, 16, 32, 18, 72, 3, 1, 1, 1, 1), (2, 6, 5, 9, 11, 3, 2, 1, 1, 1), (2, 8, 12, 9, 7, 3, 1, 2, 2, 4)]:
+            x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu")
+            _compare("cuda", lambda *t, **k: _conv2d(*t, activation="modrelu", **k),
+                     lambda *t, **k: _ref2d(*t, activation="modrelu", **k), [x, w, b, ab], kw, torch.complex64,
+                     *_reductions(case), tf32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (the cuda backend's split-K dL/dW)")
+def test_cuda_deterministic_weight_grad():
+    """Under torch.use_deterministic_algorithms the TF32 dL/dW takes one split: bitwise repeatable."""
+    if "cuda" not in beamkernels.available_backends():
+        pytest.skip("cuda backend not built")
+    x, w, b, ab, kw = _inputs((8, 16, 32, 36, 72, 3, 1, 1, 1, 1), torch.complex64, torch.device("cuda"), None)
+    old = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        grads = [torch.autograd.grad(run_on("cuda", _conv2d, x, w, None, None, **kw).abs().sum(), w)[0]
+                 for _ in range(2)]
+    finally:
+        torch.use_deterministic_algorithms(old)
+    assert torch.equal(grads[0], grads[1])
 
 
 # ---- conv1d ----

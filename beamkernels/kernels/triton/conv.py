@@ -4,7 +4,7 @@ Tensors are torch.view_as_real views (Triton has no complex dtype): a complex el
 is the reals 2i (Re) and 2i + 1 (Im). Each GEMM tile is loaded as real and imaginary parts and
 multiplied with 4 real tl.dot's (A B = (Ar Br - Ai Bi) + i (Ar Bi + Ai Br)); sums accumulate in
 the input's precision (fp32 / fp64). ``PREC`` is tl.dot's input_precision: "tf32" (PyTorch's
-default for convs, torch.backends.cudnn.allow_tf32) or "ieee" (exact fp32; always in the
+default for convs, beamkernels.conv_tf32_enabled()) or "ieee" (exact fp32; always in the
 interpreter and for fp64).
 
 - forward: rows = output pixels (n, ho, wo), columns = output channels of one group, reduction

@@ -6,7 +6,8 @@ torch's F.conv2d on complex64 (+ plain-PyTorch modReLU: the reference, the basel
 thesis's 4 real convs (out_r = conv(xr, Wr) - conv(xi, Wi), out_i = conv(xi, Wr) + conv(xr, Wi)),
 Gauss's 3 real convs, and complexPyTorch / complextorch convs when importable (activation none
 only: their modReLU definitions differ). GFLOP/s counts 8 real FLOPs per complex MAC (x3 for
-forward+backward).
+forward+backward); '% of floor' is each kernel's fraction of its roofline floor (benchmarks/common.py:
+FLOPs over a measured large-GEMM rate, compulsory bytes over a same-size copy's bandwidth).
 
     python -m benchmarks.bench_conv [--device cpu|cuda] [--quick] [--min-run-time 0.5]
 """
@@ -99,6 +100,10 @@ def build_cases(device, batch, layers, activations):
         ab = torch.linspace(-0.5, 0.2, cout, device=device)
         g = torch.randn(batch, cout, h, w_, dtype=torch.complex64, device=device)
         flops = 8.0 * batch * cout * h * w_ * cin * 9
+        # Compulsory bytes (complex64, 8 B): each tensor once. Forward: x, w, b read, y written;
+        # forward+backward adds dL/dy read, dL/dW and dL/db written (and dL/dx when asked).
+        xb, wb, bb, yb = 8 * x.numel(), 8 * w.numel(), 8 * b.numel(), 8 * g.numel()
+        fwd_bytes = xb + wb + bb + yb
         # On a GPU complex64 convs default to TF32 (torch's and ours): ~1e-3 relative per product.
         tol = 1e-2 if device.type == "cuda" else 1e-3
         shape = f"{name} [{batch},{cin},{h},{w_}] {cin}->{cout}"
@@ -127,7 +132,7 @@ def build_cases(device, batch, layers, activations):
             # forward
             cases.append(Case("conv", op, "forward", shape, [
                 Provider(n, (lambda f=f, x=x, w=w, b=b: _no_grad(f, x, w, b))) for n, f in fns.items()],
-                baseline="torch-complex", flops=flops, reference=expected, rtol=tol, atol=tol))
+                baseline="torch-complex", flops=flops, bytes_moved=fwd_bytes, reference=expected, rtol=tol, atol=tol))
             # forward + backward: grads of weight and bias, and of x except for L1, the network's
             # input layer (x = the channel H never needs a gradient); L1 is also measured with dL/dx.
             fb_modes = [("forward+backward", name != "L1")]
@@ -149,7 +154,9 @@ def build_cases(device, batch, layers, activations):
                     provs.append(Provider(n, fb, check=lambda f=f, x=x, w=w, b=b: _no_grad(f, x, w, b)))
                 # FLOPs: forward + dL/dW (+ dL/dx)
                 cases.append(Case("conv", op, mode, shape, provs, baseline="torch-complex",
-                                  flops=(3 if x_grad else 2) * flops, reference=expected, rtol=tol, atol=tol))
+                                  flops=(3 if x_grad else 2) * flops,
+                                  bytes_moved=fwd_bytes + yb + wb + bb + (xb if x_grad else 0),
+                                  reference=expected, rtol=tol, atol=tol))
     return cases
 
 

@@ -1,5 +1,6 @@
 """Shared benchmark utilities: timing (side by side, warmed up, synchronized, medians and 20/80
-quantiles), the machine's measured copy bandwidth, and result files (CSV + JSON + markdown
+quantiles), the machine's measured copy bandwidth and GEMM rate (the roofline floor of each case:
+max(FLOPs / GEMM rate, compulsory bytes / copy bandwidth)), and result files (CSV + JSON + markdown
 table, with device name, library versions and date) under benchmarks/results/.
 
 A benchmark script builds a list of `Case`s (one shape/mode) each with several providers, calls
@@ -104,6 +105,41 @@ def copy_bandwidth(device: torch.device, moved_bytes: int = 512 * 1024 * 1024) -
     return _COPY_BW[key]
 
 
+_GEMM_RATE: dict[str, float] = {}
+
+
+def gemm_rate(device: torch.device) -> float:
+    """Measured FLOP/s of a large real matrix product, the compute roof for the roofline floor: fp32
+    sgemm on the CPU (n = 2048); on a GPU n = 8192 in the precision torch's convs use (TF32 tensor
+    cores while beamkernels.conv_tf32_enabled(), the default; else fp32). Cached per device."""
+    from beamkernels import conv_tf32_enabled
+
+    key = str(device)
+    if key not in _GEMM_RATE:
+        n = 8192 if device.type == "cuda" else 2048
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        c = torch.empty(n, n, device=device)
+        old = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = device.type == "cuda" and conv_tf32_enabled()
+        try:
+            r = time_fn(lambda: torch.mm(a, b, out=c), device, min_run_time=0.5)
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old
+        _GEMM_RATE[key] = 2.0 * n ** 3 / r["median"]
+    return _GEMM_RATE[key]
+
+
+def floor_seconds(case: "Case", device: torch.device) -> float | None:
+    """The roofline floor of a case: max(FLOPs / measured GEMM rate, compulsory bytes / measured
+    bandwidth of a same-size copy); None without FLOPs or bytes."""
+    t = 0.0
+    if case.flops:
+        t = max(t, case.flops / gemm_rate(device))
+    if case.bytes_moved:
+        t = max(t, case.bytes_moved / copy_bandwidth(device, int(case.bytes_moved)))
+    return t or None
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -153,6 +189,7 @@ def run_cases(cases: list[Case], device: torch.device, min_run_time: float = 0.5
     rows = []
     for case in cases:
         bw = copy_bandwidth(device, int(case.bytes_moved)) if case.bytes_moved else None
+        floor = floor_seconds(case, device) if case.flops else None  # roofline floor: compute-bound cases
         expected = case.reference() if case.reference is not None else None
         timings = {}
         for p in case.providers:
@@ -172,7 +209,7 @@ def run_cases(cases: list[Case], device: torch.device, min_run_time: float = 0.5
                 "family": case.family, "op": case.op, "mode": case.mode, "shape": case.shape, "provider": name,
                 "status": status, "median_ms": None, "q20_ms": None, "q80_ms": None,
                 "speedup_vs_" + "baseline": None, "baseline": case.baseline, "GB/s": None, "frac_copy_bw": None,
-                "GFLOP/s": None,
+                "GFLOP/s": None, "frac_floor": None,
             }
             if r is not None:
                 row.update(median_ms=r["median"] * 1e3, q20_ms=r["q20"] * 1e3, q80_ms=r["q80"] * 1e3)
@@ -183,19 +220,24 @@ def run_cases(cases: list[Case], device: torch.device, min_run_time: float = 0.5
                     row["frac_copy_bw"] = case.bytes_moved / r["median"] / bw
                 if case.flops:
                     row["GFLOP/s"] = case.flops / r["median"] / 1e9
+                if floor:
+                    row["frac_floor"] = floor / r["median"]
             row.update(case.extra)
             rows.append(row)
             if verbose:
                 ms = f"{row['median_ms']:.3f} ms" if row["median_ms"] is not None else status
                 sp = f" x{row['speedup_vs_baseline']:.2f}" if row["speedup_vs_baseline"] else ""
                 fr = f" {100 * row['frac_copy_bw']:.0f}% copy-bw" if row["frac_copy_bw"] else ""
-                print(f"  {case.op:>14} {case.mode:>16} {case.shape:>22} {name:>22}: {ms}{sp}{fr}", flush=True)
+                fl = f" {100 * row['frac_floor']:.0f}% of floor" if row["frac_floor"] else ""
+                print(f"  {case.op:>14} {case.mode:>16} {case.shape:>22} {name:>22}: {ms}{sp}{fr}{fl}", flush=True)
     return rows
 
 
 def markdown_table(rows: list[dict]) -> str:
+    floors = any(r.get("frac_floor") for r in rows)
     head = "| op | mode | shape | provider | median ms (q20-q80) | speed-up vs baseline | GB/s | % copy bw | GFLOP/s |"
-    lines = [head, "|" + "---|" * 9]
+    head += " % of floor |" if floors else ""
+    lines = [head, "|" + "---|" * (10 if floors else 9)]
     for r in rows:
         if r["median_ms"] is None:
             t = r["status"]
@@ -207,7 +249,10 @@ def markdown_table(rows: list[dict]) -> str:
         gb = f"{r['GB/s']:.1f}" if r.get("GB/s") else ""
         fr = f"{100 * r['frac_copy_bw']:.0f}%" if r.get("frac_copy_bw") else ""
         gf = f"{r['GFLOP/s']:.1f}" if r.get("GFLOP/s") else ""
-        lines.append(f"| {r['op']} | {r['mode']} | {r['shape']} | {r['provider']} | {t} | {sp} ({r['baseline']}) | {gb} | {fr} | {gf} |")
+        line = f"| {r['op']} | {r['mode']} | {r['shape']} | {r['provider']} | {t} | {sp} ({r['baseline']}) | {gb} | {fr} | {gf} |"
+        if floors:
+            line += f" {100 * r['frac_floor']:.0f}% |" if r.get("frac_floor") else " |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -216,6 +261,9 @@ def write_results(name: str, rows: list[dict], device: torch.device, notes: str 
     os.makedirs(RESULTS_DIR, exist_ok=True)
     env = environment(device)
     env["copy_bandwidth_GBps"] = copy_bandwidth(device) / 1e9  # DRAM-sized copy, for reference
+    floors = any(r.get("frac_floor") for r in rows)
+    if floors:
+        env["gemm_GFLOPs"] = gemm_rate(device) / 1e9
     stem = os.path.join(RESULTS_DIR, f"{name}-{device.type}")
     with open(stem + ".json", "w") as f:
         json.dump({"environment": env, "rows": rows}, f, indent=1, default=str)
@@ -227,10 +275,21 @@ def write_results(name: str, rows: list[dict], device: torch.device, notes: str 
     md = (f"# {name} on {env['device']}\n\n{env['date']}; torch {env['torch']}; beamkernels {env['beamkernels']}; "
           f"triton {env.get('triton', '-')}; threads {env['threads']}; measured copy bandwidth "
           f"{env['copy_bandwidth_GBps']:.1f} GB/s (512 MB copy). '% copy bw' compares each op with a plain "
-          f"tensor copy moving the same number of bytes (same cache residency).\n\n" + (notes + "\n\n" if notes else "") + markdown_table(rows) + "\n")
+          f"tensor copy moving the same number of bytes (same cache residency)."
+          + (f" '% of floor': the roofline floor max(FLOPs / {env['gemm_GFLOPs']:.0f} GFLOP/s, the measured rate of a "
+             f"large real GEMM{' (TF32)' if device.type == 'cuda' and _tf32() else ''}; compulsory bytes / same-size copy "
+             f"bandwidth) over the measured time (FLOPs: 8 per complex MAC; Gauss's 3 multiplies can pass 100%)."
+             if floors else "")
+          + "\n\n" + (notes + "\n\n" if notes else "") + markdown_table(rows) + "\n")
     with open(stem + ".md", "w") as f:
         f.write(md)
     return md
+
+
+def _tf32() -> bool:
+    from beamkernels import conv_tf32_enabled
+
+    return conv_tf32_enabled()
 
 
 def default_device(arg: str | None = None) -> torch.device:

@@ -8,12 +8,13 @@
 
 namespace beamkernels {
 
-// CPU formulation (csrc/cpu/conv_glue.cpp): the complex conv is ONE real conv on x's interleaved
+// CPU formulations (csrc/cpu/conv_glue.cpp): the complex conv is ONE real conv on x's interleaved
 // real view [N, C_in, H, 2W] with stride (s_h, 2 s_w), whose planar output [N, 2 C_out, Ho, Wo]
-// holds Re z at channel 2o and Im z at channel 2o + 1. These passes turn it into the result:
-//   forward:  y = act(planar + bias), written interleaved;
-//   backward: dL/dz = act'(z)^* grad_y, written planar for the real conv's backward, with the
-//             per-row partial sums of dL/dbias (complex) and of modReLU's dL/dactivation_bias.
+// holds Re z at channel 2o and Im z at channel 2o + 1; or Gauss's three real convs on
+// channels-last planes. These passes turn the real convs' outputs into the result:
+//   forward:  y = act(z + bias), written interleaved;
+//   backward: dL/dz = act'(z)^* grad_y, written for the real convs' backward, with the partial
+//             sums of dL/dbias (complex) and of modReLU's dL/dactivation_bias.
 template <typename T>
 struct ConvEpilogueParams {
   Activation act;
@@ -22,7 +23,8 @@ struct ConvEpilogueParams {
                                    // with z_interleaved: interleaved complex z [N, C_out, inner]
   bool z_interleaved;              // CPU pointwise path: z, and the backward's dL/dz at out, interleaved
   // CPU Gauss forward (k1 non-null): z = (k1 - k3) + i (k1 + k2) from the three real convs' outputs
-  // [N, C_out, inner] instead of planar; z_out (planar layout) receives z when non-null.
+  // [N, C_out, inner] (or channels-last, see nhwc) instead of planar; z_out (planar layout) receives
+  // z when non-null.
   const T* k1;
   const T* k2;
   const T* k3;
@@ -35,28 +37,41 @@ struct ConvEpilogueParams {
   // backward: where row (n, o)'s planes go, in elements from out: base = n * out_batch + o * out_channel;
   // Re dL/dz at base + out_re, Im at base + out_im, and (out_sum >= 0) Re + Im at base + out_sum.
   // Planar (interleaved formulation): out_batch = 2 C_out inner, out_channel = 2 inner, re 0, im inner.
-  // Gauss: three [N, C_out, inner] tensors dk1 = Re + Im, dk2 = Im, dk3' = Re one after the other.
+  // Gauss: three [N, C_out, inner] (or channels-last) planes dk1 = Re + Im, dk2 = Im, dk3' = Re one
+  // after the other (out_sum = 0, out_im = plane, out_re = 2 plane).
   index_t out_batch, out_channel, out_re, out_im, out_sum;
+  // CPU Gauss on channels-last planes (nhwc): k1..k3 (forward) and the backward's dL/dz planes (at
+  // out + out_sum / out_im / out_re; out_batch / out_channel unused) are [N, inner, C_out], and
+  // row_sums is [N * tiles * C_out, 3], tiles = ceil(inner / kConvNhwcTile) (sums per pixel tile).
+  bool nhwc;
   int num_threads;                 // CPU only
 };
 
+// Pixels per tile of the channels-last (nhwc) Gauss passes: each pass transposes a [tile, C] block
+// of every plane, which stays in L1/L2 while it is read across channels.
+constexpr index_t kConvNhwcTile = 64;
+
 // Gauss backward's dL/dx (CPU): from the data gradients dx1, dx2, dx3' of the 3 real convs (each
-// [N, C_in, inner] real; dk3' = +Re dL/dz, so dx3' = -dx3) to interleaved complex
-// dL/dx = (dx2 + dx1) + i (dx1 - dx3').
+// [N, C_in, inner], or channels-last [N, inner, C_in] with nhwc; dk3' = +Re dL/dz, so dx3' = -dx3)
+// to interleaved complex dL/dx = (dx2 + dx1) + i (dx1 - dx3') [N, C_in, inner].
 template <typename T>
 struct GaussCombineParams {
-  index_t size;  // N * C_in * inner
+  index_t batch, channels, inner;  // N, C_in, H * W
+  bool nhwc;
   const T* dx1;
   const T* dx2;
   const T* dx3;
-  T* out;        // interleaved complex [N, C_in, inner]
+  T* out;
   int num_threads;
 };
 
-// Gauss forward / backward input planes (CPU): interleaved complex x [size] -> xr, xi, xr + xi.
+// Gauss forward / backward input planes (CPU): interleaved complex x [N, C_in, inner] -> xr, xi,
+// xr + xi, each [N, C_in, inner] or, with nhwc, channels-last [N, inner, C_in] (oneDNN's native
+// layout: no reorders in its convs).
 template <typename T>
 struct GaussSplitParams {
-  index_t size;
+  index_t batch, channels, inner;  // N, C_in, H * W
+  bool nhwc;
   const T* x;
   T* re;
   T* im;

@@ -1,13 +1,20 @@
 // Torch-free CPU passes of the fused complex convolution: the bias + activation epilogue that
-// turns the real conv's planar output into interleaved complex y, and the backward prologue that
-// applies the activation's derivative and writes the planar gradient for the real conv's
-// backward (with bias-gradient row sums). One pass each over the data; OpenMP over (n, o) rows,
-// SIMD along the row; multiversioned like csrc/cpu/activation.cpp.
+// turns the real convs' output (planar, or Gauss's three channels-last planes) into interleaved
+// complex y, the backward prologue that applies the activation's derivative and writes dL/dz for
+// the real convs' backward (with bias-gradient partial sums), and Gauss's split of x into
+// channels-last planes and combine of the data gradients. One pass each over the data; OpenMP over
+// rows or pixel tiles, SIMD along rows (multiversioned like csrc/cpu/activation.cpp), 8 x 8 AVX2
+// register transposes between the interleaved NCHW tensors and the channels-last planes.
 #include "cpu/conv_cpu.h"
 
 #include <omp.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
+#include <vector>
 
 namespace beamkernels {
 namespace cpu {
@@ -153,11 +160,219 @@ void for_rows(const ConvEpilogueParams<T>& p, Fn&& fn) {
   }
 }
 
+// ---- Channels-last (nhwc) Gauss planes: tiles of kConvNhwcTile pixels, transposed through a
+// per-thread scratch [planes][C][kConvNhwcTile] so that the row functions above run unchanged on
+// contiguous rows.
+
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols.
+template <typename T>
+inline void transpose_scalar(const T* __restrict src, index_t lds, T* __restrict dst, index_t ldd, index_t rows,
+                             index_t cols) {
+  constexpr index_t B = 8;  // 8 x 8 blocks: both sides touch 8 cache lines at a time
+  for (index_t i0 = 0; i0 < rows; i0 += B)
+    for (index_t j0 = 0; j0 < cols; j0 += B)
+      for (index_t i = i0; i < std::min(rows, i0 + B); ++i)
+        for (index_t j = j0; j < std::min(cols, j0 + B); ++j) dst[j * ldd + i] = src[i * lds + j];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// 8 x 8 float blocks in AVX2 registers (unpack, shuffle, 128-bit lane permute); scalar edges.
+__attribute__((target("avx2"))) void transpose_f32_avx2(const float* src, index_t lds, float* dst, index_t ldd,
+                                                        index_t rows, index_t cols) {
+  const index_t r8 = rows & ~index_t(7), c8 = cols & ~index_t(7);
+  for (index_t i = 0; i < r8; i += 8) {
+    for (index_t j = 0; j < c8; j += 8) {
+      const float* s = src + i * lds + j;
+      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds), r2 = _mm256_loadu_ps(s + 2 * lds),
+             r3 = _mm256_loadu_ps(s + 3 * lds), r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds),
+             r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                   t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                   t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                   u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+                   u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                   u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + j * ldd + i;
+      _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+  }
+  if (c8 < cols) transpose_scalar(src + c8, lds, dst + c8 * ldd, ldd, r8, cols - c8);  // right edge
+  if (r8 < rows) transpose_scalar(src + r8 * lds, lds, dst + r8, ldd, rows - r8, cols);  // bottom edge
+}
+#endif
+
+inline void transpose(const float* src, index_t lds, float* dst, index_t ldd, index_t rows, index_t cols) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return transpose_f32_avx2(src, lds, dst, ldd, rows, cols);
+#endif
+  transpose_scalar(src, lds, dst, ldd, rows, cols);
+}
+inline void transpose(const double* src, index_t lds, double* dst, index_t ldd, index_t rows, index_t cols) {
+  transpose_scalar(src, lds, dst, ldd, rows, cols);
+}
+
+// Fused split / combine for one tile (no scratch): x / out interleaved rows of sample n starting
+// at pixel lo (row c at 2 c inner), planes pixel-major starting at pixel lo (pixel p at p C).
+// Elements [c0, c1) x [p0, p1) of the tile, scalar (edges, double).
+template <typename T>
+inline void split_tile_scalar(const T* x, index_t inner, T* re, T* im, T* sum, index_t C, index_t c0, index_t c1,
+                              index_t p0, index_t p1) {
+  for (index_t c = c0; c < c1; ++c)
+    for (index_t q = p0; q < p1; ++q) {
+      const T a = x[2 * (c * inner + q)], b = x[2 * (c * inner + q) + 1];
+      re[q * C + c] = a, im[q * C + c] = b, sum[q * C + c] = a + b;
+    }
+}
+template <typename T>
+inline void combine_tile_scalar(const T* dx1, const T* dx2, const T* dx3, T* out, index_t inner, index_t C, index_t c0,
+                                index_t c1, index_t p0, index_t p1) {
+  for (index_t c = c0; c < c1; ++c)
+    for (index_t q = p0; q < p1; ++q) {
+      out[2 * (c * inner + q)] = dx2[q * C + c] + dx1[q * C + c];
+      out[2 * (c * inner + q) + 1] = dx1[q * C + c] - dx3[q * C + c];
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// In-register 8 x 8 float transpose (rows r[0..7] -> columns).
+__attribute__((target("avx2"), always_inline)) inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+               t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+               t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+               t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// 8 channels x 8 pixels per block: deinterleave each channel's 8 complex values, transpose the
+// re / im / re + im blocks, store 8 channels per pixel.
+__attribute__((target("avx2"))) void split_tile_f32_avx2(const float* x, index_t inner, float* re, float* im,
+                                                         float* sum, index_t C, index_t len) {
+  const index_t c8 = C & ~index_t(7), l8 = len & ~index_t(7);
+  for (index_t c = 0; c < c8; c += 8)
+    for (index_t q = 0; q < l8; q += 8) {
+      __m256 vr[8], vi[8], vs[8];
+      for (int k = 0; k < 8; ++k) {
+        const float* row = x + 2 * ((c + k) * inner + q);
+        const __m256 a = _mm256_loadu_ps(row), b = _mm256_loadu_ps(row + 8);
+        // shuffle gives 64-bit pairs (0,1)(4,5)(2,3)(6,7); permute4x64 0xD8 restores pixel order
+        vr[k] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+        vi[k] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+        vs[k] = _mm256_add_ps(vr[k], vi[k]);
+      }
+      transpose8(vr), transpose8(vi), transpose8(vs);
+      for (int k = 0; k < 8; ++k) {
+        const index_t o = (q + k) * C + c;
+        _mm256_storeu_ps(re + o, vr[k]), _mm256_storeu_ps(im + o, vi[k]), _mm256_storeu_ps(sum + o, vs[k]);
+      }
+    }
+  split_tile_scalar(x, inner, re, im, sum, C, 0, c8, l8, len);  // pixel edge
+  split_tile_scalar(x, inner, re, im, sum, C, c8, C, 0, len);   // channel edge
+}
+
+// Inverse: transpose 8 pixels x 8 channels of each dx plane, combine, interleave re / im.
+__attribute__((target("avx2"))) void combine_tile_f32_avx2(const float* dx1, const float* dx2, const float* dx3,
+                                                           float* out, index_t inner, index_t C, index_t len) {
+  const index_t c8 = C & ~index_t(7), l8 = len & ~index_t(7);
+  for (index_t c = 0; c < c8; c += 8)
+    for (index_t q = 0; q < l8; q += 8) {
+      __m256 a[8], b[8], d[8];
+      for (int k = 0; k < 8; ++k) {
+        const index_t o = (q + k) * C + c;
+        a[k] = _mm256_loadu_ps(dx1 + o), b[k] = _mm256_loadu_ps(dx2 + o), d[k] = _mm256_loadu_ps(dx3 + o);
+      }
+      transpose8(a), transpose8(b), transpose8(d);
+      for (int k = 0; k < 8; ++k) {
+        const __m256 vr = _mm256_add_ps(b[k], a[k]), vi = _mm256_sub_ps(a[k], d[k]);
+        const __m256 lo = _mm256_unpacklo_ps(vr, vi), hi = _mm256_unpackhi_ps(vr, vi);
+        float* row = out + 2 * ((c + k) * inner + q);
+        _mm256_storeu_ps(row, _mm256_permute2f128_ps(lo, hi, 0x20));
+        _mm256_storeu_ps(row + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+      }
+    }
+  combine_tile_scalar(dx1, dx2, dx3, out, inner, C, 0, c8, l8, len);
+  combine_tile_scalar(dx1, dx2, dx3, out, inner, C, c8, C, 0, len);
+}
+#endif
+
+inline void split_tile(const float* x, index_t inner, float* re, float* im, float* sum, index_t C, index_t len) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return split_tile_f32_avx2(x, inner, re, im, sum, C, len);
+#endif
+  split_tile_scalar(x, inner, re, im, sum, C, 0, C, 0, len);
+}
+inline void split_tile(const double* x, index_t inner, double* re, double* im, double* sum, index_t C, index_t len) {
+  split_tile_scalar(x, inner, re, im, sum, C, 0, C, 0, len);
+}
+inline void combine_tile(const float* dx1, const float* dx2, const float* dx3, float* out, index_t inner, index_t C,
+                         index_t len) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) return combine_tile_f32_avx2(dx1, dx2, dx3, out, inner, C, len);
+#endif
+  combine_tile_scalar(dx1, dx2, dx3, out, inner, C, 0, C, 0, len);
+}
+inline void combine_tile(const double* dx1, const double* dx2, const double* dx3, double* out, index_t inner,
+                         index_t C, index_t len) {
+  combine_tile_scalar(dx1, dx2, dx3, out, inner, C, 0, C, 0, len);
+}
+
+// fn(n, t, lo, len, scratch) for each pixel tile t = [lo, lo + len) of each sample n, OpenMP over
+// (n, t); scratch: this thread's planes * channels * kConvNhwcTile elements.
+template <typename T, typename Fn>
+void for_tiles(index_t batch, index_t inner, index_t channels, int planes, int num_threads, index_t grain, Fn&& fn) {
+  const index_t tiles = (inner + kConvNhwcTile - 1) / kConvNhwcTile, total = batch * tiles;
+  if (total == 0 || channels == 0) return;
+#pragma omp parallel num_threads(num_threads) if (total > 1 && total * kConvNhwcTile * channels > grain)
+  {
+    std::vector<T> scratch(static_cast<size_t>(planes * channels * kConvNhwcTile));
+#pragma omp for schedule(static)
+    for (index_t r = 0; r < total; ++r) {
+      const index_t n = r / tiles, t = r % tiles, lo = t * kConvNhwcTile;
+      fn(n, t, lo, std::min(kConvNhwcTile, inner - lo), scratch.data());
+    }
+  }
+}
+
 template <typename T>
 void conv_epilogue_forward(const ConvEpilogueParams<T>& p) {
   const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
+  if (p.k1 && p.nhwc) {  // Gauss, k1..k3 channels-last: transpose a tile of each, then the rows as
+                         // usual; z's planes written only with an activation
+    const index_t C = p.channels, L = kConvNhwcTile;
+    for_tiles<T>(p.batch, p.inner, C, 3, p.num_threads, kConvEpilogueGrain,
+                 [&](index_t n, index_t, index_t lo, index_t len, T* s) {
+      const index_t src = (n * p.inner + lo) * C;
+      transpose(p.k1 + src, C, s, L, len, C);
+      transpose(p.k2 + src, C, s + C * L, L, len, C);
+      transpose(p.k3 + src, C, s + 2 * C * L, L, len, C);
+      for (index_t o = 0; o < C; ++o) {
+        const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
+        T* zre = p.z_out ? p.z_out + (n * 2 * C + 2 * o) * p.inner + lo : nullptr;
+        fns.fwd_gauss(s + o * L, s + (C + o) * L, s + (2 * C + o) * L, p.out + 2 * ((n * C + o) * p.inner + lo), zre,
+                      zre ? zre + p.inner : nullptr, len, br, bi, p.act_bias ? p.act_bias[o] : T(0));
+      }
+    });
+    return;
+  }
   for_rows(p, [&](index_t r, index_t, index_t, index_t plane, T br, T bi, T ab) {
-    if (p.k1) {  // Gauss: z from the three conv outputs; z's planes written only with an activation
+    if (p.k1) {  // Gauss on [N, C_out, inner] planes
       const index_t off = r * p.inner;
       T* zre = p.z_out ? p.z_out + plane : nullptr;
       fns.fwd_gauss(p.k1 + off, p.k2 + off, p.k3 + off, p.out + 2 * r * p.inner, zre, zre ? zre + p.inner : nullptr,
@@ -174,6 +389,25 @@ void conv_epilogue_forward(const ConvEpilogueParams<T>& p) {
 template <typename T>
 void conv_epilogue_backward(const ConvEpilogueParams<T>& p) {
   const ConvRowFns<T> fns = conv_row_fns(p.act, T(0));
+  if (p.nhwc) {  // Gauss, dL/dz planes channels-last: the rows into scratch, then transpose each plane
+    const index_t C = p.channels, L = kConvNhwcTile, tiles = (p.inner + L - 1) / L;
+    for_tiles<T>(p.batch, p.inner, C, 3, p.num_threads, kConvEpilogueGrain,
+                 [&](index_t n, index_t t, index_t lo, index_t len, T* s) {
+      for (index_t o = 0; o < C; ++o) {
+        const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
+        const T* zre = p.planar ? p.planar + (n * 2 * C + 2 * o) * p.inner + lo : nullptr;
+        // scratch planes in the output's order: (sum, im, re) at out_sum < out_im < out_re
+        fns.bwd(p.grad_out + 2 * ((n * C + o) * p.inner + lo), zre, zre ? zre + p.inner : nullptr, s + (2 * C + o) * L,
+                s + (C + o) * L, s + o * L, len, br, bi, p.act_bias ? p.act_bias[o] : T(0),
+                p.row_sums + 3 * ((n * tiles + t) * C + o));
+      }
+      T* dst = p.out + (n * p.inner + lo) * C;
+      transpose(s, L, dst + p.out_sum, C, C, len);
+      transpose(s + C * L, L, dst + p.out_im, C, C, len);
+      transpose(s + 2 * C * L, L, dst + p.out_re, C, C, len);
+    });
+    return;
+  }
   for_rows(p, [&](index_t r, index_t n, index_t o, index_t plane, T br, T bi, T ab) {
     if (p.z_interleaved) {  // dL/dz interleaved, in z's layout
       const T* z = p.planar ? p.planar + 2 * r * p.inner : nullptr;
@@ -188,7 +422,7 @@ void conv_epilogue_backward(const ConvEpilogueParams<T>& p) {
   });
 }
 
-// Elementwise, memory-bound: chunks of kGaussGrain elements per thread.
+// Split / combine are memory-bound: parallel only with enough elements per thread.
 constexpr index_t kGaussGrain = 1 << 15;
 
 namespace {
@@ -230,14 +464,30 @@ void for_chunks(index_t size, int num_threads, Fn&& fn) {
 
 template <typename T>
 void gauss_combine(const GaussCombineParams<T>& p) {
-  for_chunks(p.size, p.num_threads,
-             [&](index_t lo, index_t n) { combine(p.dx1 + lo, p.dx2 + lo, p.dx3 + lo, p.out + 2 * lo, n); });
+  const index_t C = p.channels;
+  if (!p.nhwc) {
+    for_chunks(p.batch * C * p.inner, p.num_threads,
+               [&](index_t lo, index_t n) { combine(p.dx1 + lo, p.dx2 + lo, p.dx3 + lo, p.out + 2 * lo, n); });
+    return;
+  }
+  for_tiles<T>(p.batch, p.inner, C, 0, p.num_threads, kGaussGrain, [&](index_t n, index_t, index_t lo, index_t len, T*) {
+    const index_t src = (n * p.inner + lo) * C;
+    combine_tile(p.dx1 + src, p.dx2 + src, p.dx3 + src, p.out + 2 * (n * C * p.inner + lo), p.inner, C, len);
+  });
 }
 
 template <typename T>
 void gauss_split(const GaussSplitParams<T>& p) {
-  for_chunks(p.size, p.num_threads,
-             [&](index_t lo, index_t n) { split(p.x + 2 * lo, p.re + lo, p.im + lo, p.sum + lo, n); });
+  const index_t C = p.channels;
+  if (!p.nhwc) {
+    const index_t size = p.batch * C * p.inner;
+    for_chunks(size, p.num_threads, [&](index_t lo, index_t n) { split(p.x + 2 * lo, p.re + lo, p.im + lo, p.sum + lo, n); });
+    return;
+  }
+  for_tiles<T>(p.batch, p.inner, C, 0, p.num_threads, kGaussGrain, [&](index_t n, index_t, index_t lo, index_t len, T*) {
+    const index_t dst = (n * p.inner + lo) * C;
+    split_tile(p.x + 2 * (n * C * p.inner + lo), p.inner, p.re + dst, p.im + dst, p.sum + dst, C, len);
+  });
 }
 
 template void gauss_combine<float>(const GaussCombineParams<float>&);

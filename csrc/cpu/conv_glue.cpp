@@ -1,17 +1,21 @@
-// Torch glue for the CPU fused complex convolution.
-//
-// Formulation (measured fastest on CPU for the thesis layers, see README): x's interleaved real
-// view [N, C_in, H, 2W] convolved by ONE real conv (ATen's optimized conv: mkldnn / im2col+GEMM)
-// with stride (s_h, 2 s_w), padding (p_h, 2 p_w), dilation (d_h, 1) and the real weight
-// [2 C_out, C_in / g, kh, 2 d_w (kw - 1) + 2] whose row 2o holds the taps (Wr, -Wi) and row 2o + 1
-// the taps (Wi, Wr) at columns 2 d_w j + {0, 1} (zeros between for d_w > 1). Its planar output
-// (Re z at channel 2o, Im z at 2o + 1) goes through our fused bias + activation epilogue
-// (csrc/cpu/conv.cpp) straight into interleaved y: no layout copy of x or y. Output channels are
-// ordered (o, part) so that a group of the real conv is exactly a group of the complex conv.
-// Backward: our prologue applies the activation's derivative and writes the planar dL/dz, then
-// ATen's real conv backward gives the real weight gradient, folded back to
-// dL/dW = dL/dWr + i dL/dWi, and dL/dx (the transposed conv with the conjugated complex weight)
-// from the stride-1 block-real form of the same conv, interleaved by one copy.
+// Torch glue for the CPU fused complex convolution. Three formulations, by shape (see use_gauss,
+// gauss_nhwc and pointwise below, and the README's conv section):
+// - Interleaved: x's interleaved real view [N, C_in, H, 2W] convolved by ONE real conv (ATen's
+//   optimized conv: oneDNN / im2col+GEMM) with stride (s_h, 2 s_w), padding (p_h, 2 p_w), dilation
+//   (d_h, 1) and the real weight [2 C_out, C_in / g, kh, 2 d_w (kw - 1) + 2] whose row 2o holds the
+//   taps (Wr, -Wi) and row 2o + 1 the taps (Wi, Wr) at columns 2 d_w j + {0, 1} (zeros between for
+//   d_w > 1). Its planar output (Re z at channel 2o, Im z at 2o + 1) goes through our fused bias +
+//   activation epilogue (csrc/cpu/conv.cpp) straight into interleaved y: no layout copy of x or y.
+//   Output channels are ordered (o, part) so that a group of the real conv is exactly a group of
+//   the complex conv. Backward: our prologue applies the activation's derivative and writes the
+//   planar dL/dz, then ATen's real conv backward gives the real weight gradient, folded back to
+//   dL/dW = dL/dWr + i dL/dWi, and dL/dx (the transposed conv with the conjugated complex weight)
+//   from the stride-1 block-real form of the same conv, interleaved by one copy.
+// - Gauss (compute-bound layers): three real convs, 3 real MACs per complex MAC, on planes of x
+//   written by our split pass, channels-last on large feature maps; backward: our prologue writes
+//   Gauss's three dL/dz planes, ATen's real conv backward gives the data and weight gradients, our
+//   combine pass interleaves dL/dx.
+// - Pointwise (1x1, stride 1, no padding, one group): one batched complex GEMM.
 #include <ATen/Parallel.h>
 
 #if defined(__linux__)
@@ -99,15 +103,22 @@ at::Tensor real_view(const at::Tensor& x) {  // contiguous complex [N, C, H, W] 
 }
 
 // Formulation by shape. Interleaved: ONE real conv, 4 real MACs per complex MAC, no copy of x.
-// Gauss: 3 real convs (3 real MACs per complex MAC) on Re/Im planes copied out of x. Measured per
-// pass (1 thread, page faults excluded; thesis/U-Net layers at batch 32): the forward is as fast
-// interleaved up to 16 input channels per group (16 -> 16 at 36x144: 37 vs 43 ms) and slower from 32;
-// the backward is 5-9% faster with Gauss from 16 (16 -> 16 at 36x144: 119 vs 128 ms fwd+bwd) and
-// ties at 5 (L1). Channels-last planes for Gauss (oneDNN's native layout) measured no faster once
-// their layout copies are counted.
+// Gauss: 3 real convs (3 real MACs per complex MAC) on Re/Im planes split out of x. Measured per
+// pass (1 thread, page faults excluded; thesis/U-Net layers at batch 32, AMD EPYC Zen 3): the forward
+// is as fast interleaved up to 16 input channels per group (16 -> 16 at 36x144: 37 vs 43 ms) and
+// slower from 32; the backward is 5-9% faster with Gauss from 16 (16 -> 16 at 36x144: 119 vs 128 ms
+// fwd+bwd) and ties at 5 (L1).
 bool use_gauss(const Geometry& g, int64_t groups, bool backward) {
   return g.cin / groups >= (backward ? 16 : 32);
 }
+
+// Gauss's planes channels-last (oneDNN's native layout: its convs then reorder neither inputs nor
+// outputs, and its NHWC kernels are faster by themselves) on large feature maps; on small ones the
+// tile transposes of our passes cost more than they save. Measured fwd+bwd, batch 32, 2 threads,
+// AMD EPYC Zen 4 (AVX-512): 16 -> 16 at 36x144 54 vs 68-98 ms, 32 -> 16 at 36x144 75 vs 102-114 ms;
+// 18x72 ties; 9x36 and 4x18 ~5% slower channels-last.
+constexpr int64_t kNhwcMinPixels = 2048;
+bool gauss_nhwc(const Geometry& g) { return g.h * g.w >= kNhwcMinPixels; }
 
 // 1x1 kernel, stride 1, no padding, one group: the conv is a complex matrix product per sample,
 // z[n] = W x[n] ([C_out, C_in] @ [C_in, H W]), done as one batched complex GEMM (BLAS cgemm) on the
@@ -118,16 +129,25 @@ bool pointwise(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef paddin
          groups == 1;
 }
 
+// [3, N, C, H, W] planes in the Gauss layout: contiguous, or channels-last per plane (physically
+// [3, N, H, W, C]).
+at::Tensor gauss_empty(int64_t n, int64_t c, int64_t h, int64_t w, const at::TensorOptions& opts, bool nhwc) {
+  if (!nhwc) return empty_huge({3, n, c, h, w}, opts);
+  return empty_huge({3, n, h, w, c}, opts).permute({0, 1, 4, 2, 3});
+}
+at::MemoryFormat gauss_format(bool nhwc) { return nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous; }
+
 // x's planes for Gauss: [3, N, C_in, H, W] = (xr, xi, xr + xi), one pass over x.
-at::Tensor gauss_planes(const at::Tensor& x) {
-  at::Tensor planes = empty_huge({3, x.size(0), x.size(1), x.size(2), x.size(3)}, x.options().dtype(real_dtype(x)));
+at::Tensor gauss_planes(const at::Tensor& x, bool nhwc) {
+  at::Tensor planes = gauss_empty(x.size(0), x.size(1), x.size(2), x.size(3), x.options().dtype(real_dtype(x)), nhwc);
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_gauss_split", [&] {
     GaussSplitParams<scalar_t> p{};
-    p.size = x.numel();
+    p.batch = x.size(0), p.channels = x.size(1), p.inner = x.size(2) * x.size(3);
+    p.nhwc = nhwc;
     p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
-    p.re = planes.data_ptr<scalar_t>();
-    p.im = p.re + p.size;
-    p.sum = p.im + p.size;
+    p.re = planes.data_ptr<scalar_t>();  // the permuted view starts at the storage's start
+    p.im = p.re + x.numel();
+    p.sum = p.im + x.numel();
     p.num_threads = at::get_num_threads();
     cpu::gauss_split<scalar_t>(p);
   });
@@ -137,11 +157,13 @@ at::Tensor gauss_planes(const at::Tensor& x) {
 // Gauss: k1 = conv(xr + xi, Wr), k2 = conv(xr, Wi - Wr), k3 = conv(xi, Wr + Wi), each [N, C_out, Ho, Wo];
 // Re z = k1 - k3, Im z = k1 + k2 is formed by the fused epilogue (conv_epilogue_forward with k1..k3).
 std::array<at::Tensor, 3> gauss_forward(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
-                                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
-  const at::Tensor planes = gauss_planes(x);
-  const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
+                                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, bool nhwc) {
+  const at::Tensor planes = gauss_planes(x, nhwc);
+  const at::MemoryFormat fmt = gauss_format(nhwc);
+  const at::Tensor wr = at::real(weight), wi = at::imag(weight);
   auto conv = [&](const at::Tensor& a, const at::Tensor& w) {
-    return at::convolution(a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups).contiguous();
+    return at::convolution(a, w.contiguous(fmt), c10::nullopt, stride, padding, dilation, false, {0, 0}, groups)
+        .contiguous(fmt);
   };
   return {conv(planes[2], wr), conv(planes[0], wi - wr), conv(planes[1], wr + wi)};
 }
@@ -152,25 +174,27 @@ std::array<at::Tensor, 3> gauss_forward(const at::Tensor& x, const at::Tensor& w
 // dL/dW = (d1 - d2 - d3') + i (d2 - d3').
 void gauss_backward(const at::Tensor& dk, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
                     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                    bool need_x, bool need_w, at::Tensor& gx, at::Tensor& gw) {
+                    bool need_x, bool need_w, bool nhwc, at::Tensor& gx, at::Tensor& gw) {
   // The planes' values matter only to the weight gradients; dL/dx needs just their shape.
-  const at::Tensor planes = need_w ? gauss_planes(x)
-                                   : at::empty({3, g.n, g.cin, g.h, g.w}, x.options().dtype(real_dtype(x)));
-  const at::Tensor wr = at::real(weight).contiguous(), wi = at::imag(weight).contiguous();
+  const at::Tensor planes = need_w ? gauss_planes(x, nhwc)
+                                   : gauss_empty(g.n, g.cin, g.h, g.w, x.options().dtype(real_dtype(x)), nhwc);
+  const at::MemoryFormat fmt = gauss_format(nhwc);
+  const at::Tensor wr = at::real(weight), wi = at::imag(weight);
   auto back = [&](const at::Tensor& d, const at::Tensor& a, const at::Tensor& w) {
-    return at::convolution_backward(d, a, w, c10::nullopt, stride, padding, dilation, false, {0, 0}, groups,
-                                    {need_x, need_w, false});
+    return at::convolution_backward(d, a, w.contiguous(fmt), c10::nullopt, stride, padding, dilation, false, {0, 0},
+                                    groups, {need_x, need_w, false});
   };
   auto b1 = back(dk[0], planes[2], wr);
   auto b2 = back(dk[1], planes[0], wi - wr);
   auto b3 = back(dk[2], planes[1], wr + wi);
   if (need_x) {
     gx = empty_huge({g.n, g.cin, g.h, g.w}, x.options());
-    const at::Tensor dx1 = std::get<0>(b1).contiguous(), dx2 = std::get<0>(b2).contiguous(),
-                     dx3 = std::get<0>(b3).contiguous();
+    const at::Tensor dx1 = std::get<0>(b1).contiguous(fmt), dx2 = std::get<0>(b2).contiguous(fmt),
+                     dx3 = std::get<0>(b3).contiguous(fmt);
     AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_gauss_combine", [&] {
       GaussCombineParams<scalar_t> p{};
-      p.size = dx1.numel();
+      p.batch = g.n, p.channels = g.cin, p.inner = g.h * g.w;
+      p.nhwc = nhwc;
       p.dx1 = dx1.data_ptr<scalar_t>();
       p.dx2 = dx2.data_ptr<scalar_t>();
       p.dx3 = dx3.data_ptr<scalar_t>();
@@ -208,7 +232,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
             .contiguous();
     planar = at::view_as_real(z).view({g.n, 2 * g.cout, g.ho, g.wo});
   } else if (use_gauss(g, groups, false)) {
-    k = gauss_forward(x, weight, stride, padding, dilation, groups);
+    k = gauss_forward(x, weight, stride, padding, dilation, groups, gauss_nhwc(g));
     // z's planes only when saved for the backward; the epilogue writes them.
     planar = need_z ? empty_huge({g.n, 2 * g.cout, g.ho, g.wo}, k[0].options()) : at::empty({0}, k[0].options());
   } else {
@@ -225,6 +249,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
     if (k[0].defined()) {
       p.k1 = k[0].data_ptr<scalar_t>(), p.k2 = k[1].data_ptr<scalar_t>(), p.k3 = k[2].data_ptr<scalar_t>();
       p.z_out = need_z ? planar.data_ptr<scalar_t>() : nullptr;
+      p.nhwc = gauss_nhwc(g);
     }
     p.out = reinterpret_cast<scalar_t*>(y.data_ptr());
     p.num_threads = at::get_num_threads();
@@ -249,20 +274,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   // The fused prologue writes dL/dz where the convs' backward reads it: planar [N, 2 C_out, Ho, Wo]
-  // for the interleaved formulation, Gauss's three [N, C_out, Ho, Wo] planes (gR + gI, gI, gR).
+  // for the interleaved formulation, Gauss's three planes (gR + gI, gI, gR), [N, C_out, Ho, Wo] or
+  // channels-last.
   const bool point = g.n > 0 && pointwise(g, stride, padding, groups);
   const bool gauss = !point && g.n > 0 && (output_mask[0] || output_mask[1]) && use_gauss(g, groups, true);
+  const bool nhwc = gauss && gauss_nhwc(g);
   const int64_t inner = g.ho * g.wo;
-  at::Tensor grad_planar = empty_huge(gauss ? at::IntArrayRef({3, g.n, g.cout, g.ho, g.wo})
-                                            : at::IntArrayRef({g.n, 2 * g.cout, g.ho, g.wo}),
-                                      x.options().dtype(real_dtype(x)));
-  at::Tensor row_sums = at::empty({g.n * g.cout, 3}, planar.options());
+  at::Tensor grad_planar = gauss ? gauss_empty(g.n, g.cout, g.ho, g.wo, x.options().dtype(real_dtype(x)), nhwc)
+                                 : empty_huge({g.n, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)));
+  // Partial sums per (n, o) row, or per (n, pixel tile, o) with channels-last planes.
+  const int64_t sum_rows = g.n * (nhwc ? (inner + kConvNhwcTile - 1) / kConvNhwcTile : 1);
+  at::Tensor row_sums = at::empty({sum_rows * g.cout, 3}, planar.options());
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_backward", [&] {
     auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);
     p.grad_out = reinterpret_cast<const scalar_t*>(grad.data_ptr());
     p.out = grad_planar.data_ptr<scalar_t>();
     p.row_sums = row_sums.data_ptr<scalar_t>();
     p.z_interleaved = point;
+    p.nhwc = nhwc;
     if (gauss) {
       const int64_t plane = g.n * g.cout * inner;
       p.out_batch = g.cout * inner, p.out_channel = inner, p.out_sum = 0, p.out_im = plane, p.out_re = 2 * plane;
@@ -275,7 +304,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   at::Tensor gx = at::empty({0}, x.options()), gw = at::empty({0}, x.options());
   at::Tensor gb = at::empty({0}, x.options()), gab = at::empty({0}, planar.options());
   // dL/dbias = sum over (n, p) of dL/dz; modReLU's dL/dactivation_bias likewise: reduce the rows.
-  const at::Tensor sums = row_sums.view({g.n, g.cout, 3}).sum(0);  // [C_out, 3]; zeros when N = 0
+  const at::Tensor sums = row_sums.view({sum_rows, g.cout, 3}).sum(0);  // [C_out, 3]; zeros when N = 0
   if (output_mask[2] && bias.defined()) gb = at::complex(sums.select(1, 0), sums.select(1, 1));
   if (output_mask[3] && act_bias.defined()) gab = sums.select(1, 2).contiguous();
   if (output_mask[0] || output_mask[1]) {
@@ -291,8 +320,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
         gw = at::matmul(gz, x.view({g.n, g.cin, g.h * g.w}).mH()).sum(0).view({g.cout, g.cin, 1, 1});
       }
     } else if (gauss) {
-      gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0], output_mask[1], gx,
-                     gw);
+      gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0], output_mask[1], nhwc,
+                     gx, gw);
     } else {
       // dL/dW from the interleaved formulation's real conv; dL/dx from a stride-1 block-real
       // backward-data conv (measured single-threaded: as fast as the interleaved one's strided

@@ -41,6 +41,7 @@ CASES = [
     (2, 3, 6, 6, 7, 3, 3, 2, 2, 3),                 # depthwise-like, stride 3, dilation 2
     (1, 64, 4, 4, 5, 3, 2, 1, (1, 2), 2),           # 32 channels per group: the CPU's Gauss formulation
     (2, 16, 3, 5, 4, 3, 1, 1, 1, 1),                # 16 per group: CPU interleaved forward, Gauss backward
+    (1, 33, 6, 19, 25, 3, 2, 2, 2, 1),              # CPU Gauss, stride 2, dilation 2, odd channels (10 x 12 out)
     (2, 6, 5, 4, 7, 1, 1, 0, 2, 1),                 # 1x1 with dilation 2: the CPU's pointwise GEMM path
     (2, 6, 5, 5, 7, 1, 2, 0, 1, 1),                 # 1x1 stride 2: not pointwise (subsampled)
 ]
@@ -145,7 +146,8 @@ def _gradcheck_mode(backend):
 
 # 3x3 stride 2; and 1x1 / stride 1 / no padding / one group (the CPU's batched complex GEMM path).
 @pytest.mark.parametrize("case,activation", [((1, 2, 3, 4, 5, 3, 2, 1, 1, 1), a) for a in (None, "modrelu", "cardioid")]
-                         + [((2, 3, 4, 3, 5, 1, 1, 0, 1, 1), a) for a in (None, "modrelu")])
+                         + [((2, 3, 4, 3, 5, 1, 1, 0, 1, 1), a) for a in (None, "modrelu")]
+                         + [((1, 16, 3, 5, 6, 3, 1, 1, 1, 1), "modrelu")])  # CPU Gauss backward
 def test_conv2d_gradcheck_complex128(backend, device, case, activation):
     x, w, b, ab, kw = _inputs(case, torch.complex128, device, activation)
     tensors = [t for t in (x, w, b, ab) if t is not None]
@@ -250,6 +252,30 @@ def test_torch_compile_fullgraph(backend, device):
     assert_close(out, expected, **tol)
     for gi, gr in zip(grads, grads_ref):
         assert_close(gi, gr, **tol)
+
+
+# The CPU runs Gauss's real convs on channels-last planes from 2048 input pixels (conv_glue.cpp:
+# gauss_nhwc): its split / epilogue / prologue / combine passes work on 64-pixel tiles with 8 x 8
+# register transposes, so sizes here leave partial tiles and channel counts not multiples of 8.
+@pytest.mark.parametrize("case", [(2, 33, 20, 45, 47, 3, 1, 1, 1, 1),      # Gauss forward + backward
+                                  (1, 18, 11, 40, 61, 3, 2, 1, (1, 2), 1),  # interleaved forward, Gauss backward
+                                  (1, 36, 14, 50, 41, (3, 1), 1, (1, 0), 1, 2)],
+                         ids=["33-20", "stride2-dil", "groups2"])
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_conv2d_cpu_channels_last_gauss(case, dtype):
+    device = torch.device("cpu")
+    if "cpu" not in beamkernels.available_backends(device):
+        pytest.skip("the CPU backend is not built here")
+    x, w, b, ab, kw = _inputs(case, dtype, device, "modrelu")
+    ry, rw = _reductions(case)
+    # dL/dW sums ~4000 products here, and Gauss's d1 - d2 - d3 cancels: its rounding follows the
+    # size of the three real gradients, a few times the result's (complex128: 1.6e-12 relative seen)
+    rw *= 16
+    _compare("cpu", lambda *t, **k: _conv2d(*t, activation="modrelu", **k),
+             lambda *t, **k: _ref2d(*t, activation="modrelu", **k), [x, w, b, ab], kw, dtype, ry, rw)
+    # input layer: no dL/dx
+    x.requires_grad_(False)
+    _compare("cpu", _conv2d, _ref2d, [x, w, b, None], kw, dtype, ry, rw)
 
 
 # The CUDA backend's tensor-core dL/dx (csrc/cuda/conv_glue.cpp) rests on this identity, checked here

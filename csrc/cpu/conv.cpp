@@ -160,9 +160,11 @@ void for_rows(const ConvEpilogueParams<T>& p, Fn&& fn) {
   }
 }
 
-// ---- Channels-last (nhwc) Gauss planes: tiles of kConvNhwcTile pixels, transposed through a
-// per-thread scratch [planes][C][kConvNhwcTile] so that the row functions above run unchanged on
-// contiguous rows.
+// ---- Channels-last (nhwc) Gauss planes, in tiles of kConvNhwcTile pixels. The epilogue and the
+// prologue transpose each tile through a per-thread scratch [3][C][kConvNhwcTile] so that the row
+// functions above run unchanged on contiguous rows; split and combine transpose 8 x 8 blocks in
+// registers (AVX2; scalar for double and at the edges).
+namespace {
 
 // dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols.
 template <typename T>
@@ -176,34 +178,33 @@ inline void transpose_scalar(const T* __restrict src, index_t lds, T* __restrict
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// 8 x 8 float blocks in AVX2 registers (unpack, shuffle, 128-bit lane permute); scalar edges.
+// In-register 8 x 8 float transpose (rows r[0..7] -> columns).
+__attribute__((target("avx2"), always_inline)) inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
+               t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
+               t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+               t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// Strided 8 x 8 blocks through transpose8; scalar edges.
 __attribute__((target("avx2"))) void transpose_f32_avx2(const float* src, index_t lds, float* dst, index_t ldd,
                                                         index_t rows, index_t cols) {
   const index_t r8 = rows & ~index_t(7), c8 = cols & ~index_t(7);
-  for (index_t i = 0; i < r8; i += 8) {
+  for (index_t i = 0; i < r8; i += 8)
     for (index_t j = 0; j < c8; j += 8) {
-      const float* s = src + i * lds + j;
-      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds), r2 = _mm256_loadu_ps(s + 2 * lds),
-             r3 = _mm256_loadu_ps(s + 3 * lds), r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds),
-             r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
-      const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
-                   t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-                   t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-                   u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-                   u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-                   u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-      float* d = dst + j * ldd + i;
-      _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
-      _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-      _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-      _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-      _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-      _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-      _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-      _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(src + (i + k) * lds + j);
+      transpose8(r);
+      for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (j + k) * ldd + i, r[k]);
     }
-  }
   if (c8 < cols) transpose_scalar(src + c8, lds, dst + c8 * ldd, ldd, r8, cols - c8);  // right edge
   if (r8 < rows) transpose_scalar(src + r8 * lds, lds, dst + r8, ldd, rows - r8, cols);  // bottom edge
 }
@@ -243,22 +244,6 @@ inline void combine_tile_scalar(const T* dx1, const T* dx2, const T* dx3, T* out
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// In-register 8 x 8 float transpose (rows r[0..7] -> columns).
-__attribute__((target("avx2"), always_inline)) inline void transpose8(__m256* r) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]),
-               t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]),
-               t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
-               t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-               u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-               u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-               u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 // 8 channels x 8 pixels per block: deinterleave each channel's 8 complex values, transpose the
 // re / im / re + im blocks, store 8 channels per pixel.
 __attribute__((target("avx2"))) void split_tile_f32_avx2(const float* x, index_t inner, float* re, float* im,
@@ -332,6 +317,8 @@ inline void combine_tile(const double* dx1, const double* dx2, const double* dx3
                          index_t C, index_t len) {
   combine_tile_scalar(dx1, dx2, dx3, out, inner, C, 0, C, 0, len);
 }
+
+}  // namespace
 
 // fn(n, t, lo, len, scratch) for each pixel tile t = [lo, lo + len) of each sample n, OpenMP over
 // (n, t); scratch: this thread's planes * channels * kConvNhwcTile elements.

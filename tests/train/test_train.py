@@ -155,3 +155,20 @@ def test_cli_info_loads_the_extension_in_a_fresh_process():
     assert "available backends:" in p.stdout
     if beamkernels._ext.LOADED:
         assert '"extension": true' in p.stdout, p.stdout
+
+
+def test_generator_skips_svd_targets_for_the_rate_loss(tmp_path):
+    """The rate loss needs no Fopt / Wopt: generated training batches skip the SVD, with the same
+    channels; validation data keeps its targets (the report's OMP baseline needs them)."""
+    from beamkernels.train.sources import make_source
+
+    dev = torch.device("cpu")
+    rate = make_source(_cfg(tmp_path, loss="rate"), 0, 1, dev)
+    sub = make_source(_cfg(tmp_path, loss="subspace"), 0, 1, dev)
+    b_rate, b_sub = rate.batch(0, 0, 3), sub.batch(0, 0, 3)
+    assert "Fopt" not in b_rate and "Wopt" not in b_rate
+    assert "Fopt" in b_sub and "Wopt" in b_sub
+    torch.testing.assert_close(b_rate["H"], b_sub["H"], rtol=0, atol=0)
+    assert "Fopt" in rate.val_set() and "At" in rate.val_set()
+    res = train(_cfg(tmp_path / "run", loss="rate", epochs=1, steps_per_epoch=2))
+    assert res.step == 2

@@ -119,6 +119,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget-min", type=float, default=d.time_budget_min, help="stop after this many minutes (0 = no limit)")
     p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-steady-heap", action="store_true",
+                   help="on the CPU, leave glibc's allocator as it is (default: keep freed memory in the heap, "
+                        "beamkernels.train.steady_heap: no page faults on every step's activations)")
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:

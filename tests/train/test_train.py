@@ -18,7 +18,8 @@ from beamkernels.train import TrainConfig, load_checkpoint, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--model", "thesis-complex-cnn", "-c", "width=2", "-c", '{"hidden": 16}', "--batch-size", "4",
-        "--val-samples", "4", "--sweep-db", "0,10", "--eval-batch-size", "8", "--no-progress", "--lr", "1e-3"]
+        "--val-samples", "4", "--sweep-db", "0,10", "--eval-batch-size", "8", "--no-progress", "--lr", "1e-3",
+        "--no-steady-heap"]  # in-process runs leave pytest's allocator alone (the default is tested in a subprocess)
 
 
 def _cfg(out, **kw) -> TrainConfig:
@@ -172,3 +173,47 @@ def test_generator_skips_svd_targets_for_the_rate_loss(tmp_path):
     assert "Fopt" in rate.val_set() and "At" in rate.val_set()
     res = train(_cfg(tmp_path / "run", loss="rate", epochs=1, steps_per_epoch=2))
     assert res.step == 2
+
+
+_FAULTS = """
+import resource, sys, torch
+from beamkernels.train import steady_heap
+applied = steady_heap() if sys.argv[1] == "steady" else False
+def touch():  # 64 MiB: above glibc's largest default mmap threshold (32 MiB)
+    t = torch.empty(64 << 20, dtype=torch.uint8)
+    t.fill_(1)
+touch()
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+touch()
+print(int(applied), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt (Linux)")
+def test_steady_heap_reuses_freed_memory_without_page_faults():
+    """A freed 64 MiB tensor is faulted in again on the next allocation (fresh mmap) unless
+    steady_heap() keeps it in the heap; checked in fresh processes (it changes the whole process)."""
+    def run(mode):
+        r = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True,
+                           env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT)
+        applied, faults = map(int, r.stdout.split()[-2:])
+        return applied, faults
+
+    applied, steady = run("steady")
+    if not applied:
+        pytest.skip("not glibc: steady_heap() does nothing here")
+    _, default = run("default")
+    assert steady < 1000 < default, (steady, default)
+
+
+def test_cli_keeps_the_heap_on_cpu_by_default(tmp_path):
+    from beamkernels.train import heap
+
+    if heap._mallopt() is None:
+        pytest.skip("not glibc: steady_heap() does nothing here")
+    args = [a for a in TINY if a != "--no-steady-heap"]
+    r = subprocess.run([sys.executable, "-m", "beamkernels", "train", *args, "--device", "cpu", "--epochs", "1",
+                        "--steps-per-epoch", "1", "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "heap kept between steps" in r.stdout

@@ -13,28 +13,24 @@ Targets (issue 5): >= 2x over native on CPU at batch 32, >= 4x on an H100.
 CPU step times include page faults: glibc hands large buffers out as fresh mmap'ed memory (or
 trims and regrows its heap), so every step faults its activations in again, by an amount that
 depends on the allocator's history (the same U-Net step measured 996 and 1267 ms in two fresh
-processes). --steady-heap re-runs the benchmark in a child process with
-GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296
-(heap memory is reused: no faults after warm-up) for both providers alike and writes
-models-steady-heap-<device>.*: the kernels' own speed-up, without the allocator's share.
+processes). --steady-heap first calls beamkernels.train.steady_heap() (glibc mallopt: mmap threshold
+1 GiB, no trimming; what `beamkernels train` does on the CPU), so heap memory is reused and there
+are no faults after warm-up, for both providers alike, and writes models-steady-heap-<device>.*: the
+kernels' own speed-up, without the allocator's share.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import os
-import subprocess
-import sys
 
 import torch
 
 import beamkernels
 import beamkernels.nn as bnn
 from beamkernels import models
+from beamkernels.train import steady_heap
 from benchmarks.common import Case, Provider, default_device, run_cases, write_results
-
-STEADY_HEAP = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
 
 MODELS = {
     "thesis-complex-cnn": {},
@@ -127,13 +123,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--min-run-time", type=float, default=2.0)
     p.add_argument("--steady-heap", action="store_true",
-                   help="run in a child process with glibc's heap kept (no page faults per step); see the docstring")
+                   help="keep freed memory in glibc's heap first (no page faults per step); see the docstring")
     a = p.parse_args(argv)
-    if a.steady_heap and STEADY_HEAP not in os.environ.get("GLIBC_TUNABLES", ""):
-        env = dict(os.environ, GLIBC_TUNABLES=":".join(t for t in (os.environ.get("GLIBC_TUNABLES"), STEADY_HEAP) if t))
-        subprocess.run([sys.executable, "-m", "benchmarks.bench_models"] + list(argv if argv is not None else sys.argv[1:]),
-                       env=env, check=True)
-        return []
+    if a.steady_heap and not steady_heap():
+        p.error("--steady-heap needs glibc (Linux): steady_heap() cannot change this C library's allocator")
     device = default_device(a.device)
     batch = 8 if a.quick else a.batch
     # A U-Net step takes ~1-2 s on the CPU: at least 10 s per provider, so the median has >= 5 samples
@@ -145,7 +138,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
              "same model under use_backend('reference') (native complex conv2d, plain-PyTorch modReLU and "
              "whitening BN). GFLOP/s counts conv + linear FLOPs only (8 per complex MAC, step = 3 x forward).")
     if a.steady_heap:
-        notes += f" Run with GLIBC_TUNABLES={STEADY_HEAP} (no page faults after warm-up, both providers)."
+        notes += (" Run after beamkernels.train.steady_heap() (glibc mallopt: mmap threshold 1 GiB, no trimming; "
+                  "no page faults after warm-up, both providers).")
     if not a.quick:
         write_results("models-steady-heap" if a.steady_heap else "models", rows, device, notes)
     return rows

@@ -50,27 +50,18 @@ def main(argv: list[str] | None = None) -> int:
         return _info()
     if a.command == "models":
         return _models()
-    from beamkernels.train import train
+    from beamkernels.train import steady_heap, train
+    from beamkernels.train.loop import resolve_device
 
     try:
         cfg = config_from_args(a)
     except ValueError as e:
         p.error(str(e))
-    if not a.no_steady_heap and _trains_on_cpu(cfg.device):
-        from beamkernels.train import steady_heap
-
+    if not a.no_steady_heap and resolve_device(cfg.device).type == "cpu":
         if steady_heap():
             print("beamkernels train: CPU heap kept between steps (glibc mallopt; --no-steady-heap to disable)")
     train(cfg)
     return 0
-
-
-def _trains_on_cpu(device: str) -> bool:
-    if device == "auto":
-        import torch
-
-        return not torch.cuda.is_available()
-    return device.startswith("cpu")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ glibc serves allocations above its mmap threshold (128 KiB, rising to at most 32
 mmap'ed memory and gives it back on free, and trims the top of its heap: a CPU training step then
 page-faults most of its activations in again, every step. Measured on the 2-core CPU machine
 (AMD EPYC Zen 4 VM, complex-unet, batch 32, rate loss, Adam): 813 ms per step as is, 550 ms with
-steady_heap(). It is what the benchmarks' ``--steady-heap`` (GLIBC_TUNABLES) does, set from
-inside the process; ``beamkernels train`` applies it on the CPU unless ``--no-steady-heap``.
+steady_heap(). ``beamkernels train`` applies it on the CPU unless ``--no-steady-heap``, and
+``benchmarks/bench_models.py --steady-heap`` uses it for both providers.
 """
 
 from __future__ import annotations

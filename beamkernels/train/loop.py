@@ -23,11 +23,15 @@ def _dist_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _device(cfg: TrainConfig, local_rank: int, world: int) -> torch.device:
-    name = cfg.device
+def resolve_device(name: str) -> torch.device:
+    """--device: "auto" is cuda when a GPU is visible, else cpu."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
+    return torch.device(name)
+
+
+def _device(cfg: TrainConfig, local_rank: int, world: int) -> torch.device:
+    dev = resolve_device(cfg.device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda: no CUDA device is available here")

@@ -24,7 +24,10 @@ from typing import Callable
 import torch
 import torch.utils.benchmark as tub
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# Result files go to benchmarks/results/, or to the folder named by BEAMKERNELS_RESULTS_DIR (a second
+# machine's runs beside the main ones, e.g. benchmarks/results/amd-epyc-zen3-avx2/).
+RESULTS_DIR = os.path.abspath(os.environ.get("BEAMKERNELS_RESULTS_DIR")
+                              or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
 
 
 @dataclass
@@ -143,16 +146,21 @@ def floor_seconds(case: "Case", device: torch.device) -> float | None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
+    name, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                if name and flags:
                     break
     except OSError:
         pass
-    return f"{name} ({torch.get_num_threads()} threads)"
+    # The vector ISA the CPU kernels' clones run with (the same model name covers several generations).
+    isa = "AVX-512, " if "avx512f" in flags else "AVX2, " if "avx2" in flags else ""
+    return f"{name} ({isa}{torch.get_num_threads()} threads)"
 
 
 def environment(device: torch.device) -> dict:

@@ -3,6 +3,9 @@ one). Prints a table of speed-ups and writes benchmarks/results/<family>-<device
 plus benchmarks/results/SUMMARY-<device>.md.
 
     python -m benchmarks.run_all [--device cpu|cuda] [--only activation,conv] [--quick]
+
+BEAMKERNELS_RESULTS_DIR=<folder> writes the files there instead (a second machine's runs, e.g.
+benchmarks/results/amd-epyc-zen3-avx2/; every family's script honours it).
 """
 
 from __future__ import annotations

@@ -10,9 +10,13 @@
 
 // CPU hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 and picked at load time,
 // so one binary is fast on any x86-64 (GCC's function multiversioning; it does not clone
-// templates, so apply it to plain functions that inline the templated loop).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
-#define BK_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+// templates, so apply it to plain functions that inline the templated loop). The levels are named
+// as x86-64-v4 (AVX-512 F/BW/DQ/VL) and x86-64-v3 (AVX2 + FMA): a list "avx2,fma" makes two clones,
+// AVX2 without FMA and FMA without AVX2, and an AVX2 machine runs the first (no fused multiply-add).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && __GNUC__ >= 12
+#define BK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define BK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define BK_CLONES
 #endif

@@ -9,7 +9,10 @@ only: their modReLU definitions differ). GFLOP/s counts 8 real FLOPs per complex
 forward+backward); '% of floor' is each kernel's fraction of its roofline floor (benchmarks/common.py:
 FLOPs over a measured large-GEMM rate, compulsory bytes over a same-size copy's bandwidth).
 
-    python -m benchmarks.bench_conv [--device cpu|cuda] [--quick] [--min-run-time 0.5]
+    python -m benchmarks.bench_conv [--device cpu|cuda] [--quick] [--min-run-time 0.5] [--steady-heap]
+
+CPU times include page faults unless --steady-heap (see benchmarks/bench_models.py): a forward
+alone allocates y and z (2 x 21 MB on L1) that glibc maps fresh, or trims and regrows, per call.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import beamkernels
 from beamkernels import conv_tf32
 from beamkernels import functional as F
 from beamkernels import reference as ref
-from benchmarks.common import Case, Provider, default_device, run_cases, write_results
+from benchmarks.common import STEADY_HEAP_HELP, Case, Provider, default_device, run_cases, use_steady_heap, write_results
 
 # (name, C_in, C_out, H, W): 3x3, padding 1, stride 1.
 LAYERS = [("L1", 5, 16, 36, 144), ("L2", 16, 32, 18, 72), ("L3", 32, 64, 9, 36), ("L4", 64, 128, 4, 18)]
@@ -173,7 +176,10 @@ def main(argv=None):
     ap.add_argument("--layers", default="L1,L2,L3,L4", help="comma-separated subset of L1..L4")
     ap.add_argument("--activations", default="modrelu,none", help="comma-separated subset of modrelu,none")
     ap.add_argument("--batch", type=int, default=None, help="default: 256 on GPU, 32 on CPU")
+    ap.add_argument("--steady-heap", action="store_true", help=STEADY_HEAP_HELP)
     args = ap.parse_args(argv)
+    if args.steady_heap:
+        use_steady_heap(ap)
     device = default_device(args.device)
     batch = args.batch or (256 if device.type == "cuda" else 32)
     wanted = args.layers.split(",")
@@ -187,8 +193,11 @@ def main(argv=None):
     notes = (f"batch {batch}; 3x3 convs, padding 1; complex64. GFLOP/s: 8 real FLOPs per complex MAC "
              "(forward+backward counted as 3x the forward, 2x without dL/dx). Baseline: torch.nn.functional.conv2d on complex64 "
              "(+ modReLU in plain PyTorch).")
+    if args.steady_heap:
+        notes += (" Run after beamkernels.train.steady_heap() (glibc mallopt: mmap threshold 1 GiB, no trimming; "
+                  "no page faults after warm-up, every provider).")
     if not args.quick:
-        print(write_results("conv", rows, device, notes))
+        print(write_results("conv-steady-heap" if args.steady_heap else "conv", rows, device, notes))
     return rows
 
 

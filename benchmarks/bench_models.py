@@ -29,8 +29,7 @@ import torch
 import beamkernels
 import beamkernels.nn as bnn
 from beamkernels import models
-from beamkernels.train import steady_heap
-from benchmarks.common import Case, Provider, default_device, run_cases, write_results
+from benchmarks.common import STEADY_HEAP_HELP, Case, Provider, default_device, run_cases, use_steady_heap, write_results
 
 MODELS = {
     "thesis-complex-cnn": {},
@@ -122,11 +121,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--min-run-time", type=float, default=2.0)
-    p.add_argument("--steady-heap", action="store_true",
-                   help="keep freed memory in glibc's heap first (no page faults per step); see the docstring")
+    p.add_argument("--steady-heap", action="store_true", help=STEADY_HEAP_HELP)
     a = p.parse_args(argv)
-    if a.steady_heap and not steady_heap():
-        p.error("--steady-heap needs glibc (Linux): steady_heap() cannot change this C library's allocator")
+    if a.steady_heap:
+        use_steady_heap(p)
     device = default_device(a.device)
     batch = 8 if a.quick else a.batch
     # A U-Net step takes ~1-2 s on the CPU: at least 10 s per provider, so the median has >= 5 samples

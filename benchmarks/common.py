@@ -304,3 +304,16 @@ def default_device(arg: str | None = None) -> torch.device:
     if arg:
         return torch.device(arg)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+STEADY_HEAP_HELP = ("keep freed memory in glibc's heap first (beamkernels.train.steady_heap(): no page faults "
+                    "per call after warm-up, for every provider alike); writes <family>-steady-heap-<device>.*")
+
+
+def use_steady_heap(parser) -> None:
+    """--steady-heap: CPU times without the allocator's page faults (glibc hands large buffers out as
+    fresh mmap'ed memory, or trims and regrows its heap, by an amount that depends on its history)."""
+    from beamkernels.train import steady_heap
+
+    if not steady_heap():
+        parser.error("--steady-heap needs glibc (Linux): steady_heap() cannot change this C library's allocator")

@@ -149,13 +149,9 @@ def device_name(device: torch.device) -> str:
     name, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                if name and flags:
-                    break
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        name, flags = fields.get("model name", name), set(fields.get("flags", "").split())
     except OSError:
         pass
     # The vector ISA the CPU kernels' clones run with (the same model name covers several generations).

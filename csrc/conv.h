@@ -79,6 +79,28 @@ struct GaussSplitParams {
   int num_threads;
 };
 
+// CPU Winograd forward (csrc/cpu/conv_winograd.cpp): 3x3 kernel, stride 1, dilation 1, one group.
+// Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+// Networks", CVPR 2016): per 2x2 output tile Y = A^T [sum_c (G w G^T) . (B^T d B)] A, 16 complex
+// products per input channel instead of 36; the bias and activation epilogue is fused, y written
+// interleaved and z (when non-null) as planes.
+// Output tiles per SIMD vector of the Winograd kernel (tiles run along the output's width).
+constexpr int kWinogradLanes = 8;
+
+template <typename T>
+struct WinogradParams {
+  Activation act;
+  index_t n, cin, h, w, cout, ho, wo;  // ho = h + 2 pad_h - 2, wo = w + 2 pad_w - 2
+  index_t pad_h, pad_w;
+  const T* x;         // interleaved complex [N, C_in, H, W], contiguous
+  const T* weight;    // interleaved complex [C_out, C_in, 3, 3], contiguous
+  const T* bias;      // interleaved complex [C_out] or nullptr
+  const T* act_bias;  // modReLU's real bias [C_out] or nullptr
+  T* y;               // interleaved complex [N, C_out, Ho, Wo]
+  T* z;               // planar pre-activation (bias not added) [N, 2 C_out, Ho, Wo] (ConvEpilogueParams::planar) or nullptr
+  int num_threads;
+};
+
 // Direct implicit-GEMM kernels (CUDA): all sizes and strides in elements of the complex tensor
 // (a complex element = 2 reals). x [N, C_in, H, W], w [C_out, C_in / groups, kh, kw], y [N, C_out, Ho, Wo].
 template <typename T>

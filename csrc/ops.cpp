@@ -34,9 +34,10 @@ TORCH_LIBRARY(beamkernels, m) {
   // Returns (y, saved): saved is the pre-activation buffer that the backward needs, on CPU and
   // CUDA the planar real [N, 2 C_out, Ho, Wo] conv output without bias (Re z at channel 2o,
   // Im z at 2o + 1; the CPU's 1x1 path keeps z interleaved in that shape). Without an activation
-  // the backward needs no z: saved is an empty real tensor [0] (the buffer is not kept alive).
+  // the backward needs no z: saved is an empty real tensor [0] (the buffer is not kept alive); nor
+  // with save_z=False (no backward will run: inference), which spares writing z.
   m.def("complex_conv2d(Tensor x, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
-        "int groups, int activation, Tensor? activation_bias) -> (Tensor, Tensor)");
+        "int groups, int activation, Tensor? activation_bias, bool save_z=True) -> (Tensor, Tensor)");
   // output_mask = which of (grad_x, grad_weight, grad_bias, grad_activation_bias) to compute;
   // the others come back as empty tensors.
   m.def("complex_conv2d_backward(Tensor grad, Tensor x, Tensor weight, Tensor? bias, Tensor saved, int[] stride, "

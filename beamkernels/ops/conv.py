@@ -144,13 +144,13 @@ _COMPILED_CONV = _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d"
 if _COMPILED_CONV:
 
     @torch.library.register_fake("beamkernels::complex_conv2d")
-    def _conv_fake(x, weight, bias, stride, padding, dilation, groups, activation, activation_bias):
+    def _conv_fake(x, weight, bias, stride, padding, dilation, groups, activation, activation_bias, save_z=True):
         n, cout = x.shape[0], weight.shape[0]
         ho = _out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
         wo = _out_size(x.shape[3], weight.shape[3], stride[1], padding[1], dilation[1])
         y = x.new_empty((n, cout, ho, wo))
-        # The pre-activation z for the backward; none without an activation (see csrc/ops.cpp).
-        saved = x.new_empty((n, 2 * cout, ho, wo) if activation != 0 else (0,), dtype=x.real.dtype)
+        # The pre-activation z for the backward; none without an activation or save_z (see csrc/ops.cpp).
+        saved = x.new_empty((n, 2 * cout, ho, wo) if activation != 0 and save_z else (0,), dtype=x.real.dtype)
         return y, saved
 
     @torch.library.register_fake("beamkernels::complex_conv2d_backward")
@@ -283,7 +283,7 @@ def _register_conv_autograd(prefix: str) -> None:
     backward_op = getattr(torch.ops.beamkernels, f"{prefix}complex_conv2d_backward")
 
     def setup(ctx, inputs, output):
-        x, weight, bias, stride, padding, dilation, groups, activation, activation_bias = inputs
+        x, weight, bias, stride, padding, dilation, groups, activation, activation_bias = inputs[:9]
         ctx.save_for_backward(x, weight, bias, output[1], activation_bias)
         ctx.args = (stride, padding, dilation, groups, activation)
         ctx.set_materialize_grads(False)  # no zero-filled gradient for the unused `saved` output
@@ -297,8 +297,9 @@ def _register_conv_autograd(prefix: str) -> None:
         mask = [need[0], need[1], bias is not None and need[2], activation_bias is not None and need[8]]
         gx, gw, gb, gab = backward_op(grad, x, weight, bias, saved, stride, padding, dilation, groups, activation,
                                       activation_bias, mask)
-        return (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
-                None, None, None, None, None, gab if mask[3] else None)
+        grads = (gx if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
+                 None, None, None, None, None, gab if mask[3] else None)
+        return grads + (None,) * (len(need) - len(grads))  # save_z (compiled op only)
 
     torch.library.register_autograd(f"beamkernels::{prefix}complex_conv2d", backward, setup_context=setup)
 
@@ -327,8 +328,11 @@ def _conv2d_dispatch(op: str, x: Tensor, weight: Tensor, bias, stride, padding, 
     if backend == "triton":
         return torch.ops.beamkernels.triton_complex_conv2d(
             x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias)[0]
+    # Inference (no graph will be recorded): the op need not write the pre-activation z.
+    save_z = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias, activation_bias))
     return torch.ops.beamkernels.complex_conv2d(
-        x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias)[0]
+        x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias, save_z)[0]
 
 
 # ---- public functions ----

@@ -34,15 +34,15 @@ __attribute__((always_inline)) inline void fwd_row(const T* __restrict re, const
 }
 
 // One row of Gauss's forward: the three real convs' outputs -> Re z = k1 - k3, Im z = k1 + k2 ->
-// interleaved y = act(z + b), writing the planes of z (the backward's saved) only with an activation.
-template <Activation A, typename T>
+// interleaved y = act(z + b), writing the planes of z (the backward's saved) with Z.
+template <Activation A, bool Z, typename T>
 __attribute__((always_inline)) inline void fwd_gauss_row(const T* __restrict k1, const T* __restrict k2,
                                                          const T* __restrict k3, T* __restrict y, T* __restrict zre,
                                                          T* __restrict zim, index_t n, T br, T bi, T ab) {
 #pragma omp simd
   for (index_t i = 0; i < n; ++i) {
     const T re = k1[i] - k3[i], im = k1[i] + k2[i];
-    if (A != Activation::kNone) {
+    if (Z) {
       zre[i] = re;
       zim[i] = im;
     }
@@ -98,7 +98,8 @@ __attribute__((always_inline)) inline void bwd_row(const T* g, const T* re, cons
   }                                                                                                         \
   BK_CLONES void cfwd_gauss_##SUFFIX(const T* k1, const T* k2, const T* k3, T* y, T* zre, T* zim, index_t n,  \
                                      T br, T bi, T ab) {                                                    \
-    fwd_gauss_row<A, T>(k1, k2, k3, y, zre, zim, n, br, bi, ab);                                            \
+    if (zre) fwd_gauss_row<A, true, T>(k1, k2, k3, y, zre, zim, n, br, bi, ab);                              \
+    else fwd_gauss_row<A, false, T>(k1, k2, k3, y, zre, zim, n, br, bi, ab);                                 \
   }                                                                                                         \
   BK_CLONES void cfwd_il_##SUFFIX(const T* re, const T* im, T* y, index_t n, T br, T bi, T ab) {             \
     fwd_row<A, 2, T>(re, im, y, n, br, bi, ab);                                                             \
@@ -141,6 +142,13 @@ ConvRowFns<float> conv_row_fns(Activation a, float) { BK_PICK(f) }
 ConvRowFns<double> conv_row_fns(Activation a, double) { BK_PICK(d) }
 #undef BK_PICK
 #undef BK_ROW
+
+}  // namespace
+
+ConvForwardRowFn<float> conv_forward_row_fn(Activation a, float) { return conv_row_fns(a, 0.f).fwd; }
+ConvForwardRowFn<double> conv_forward_row_fn(Activation a, double) { return conv_row_fns(a, 0.0).fwd; }
+
+namespace {
 
 // Rows are small (Ho * Wo); parallelize over rows only when there is enough work.
 constexpr index_t kConvEpilogueGrain = 16384;

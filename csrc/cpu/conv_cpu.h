@@ -13,6 +13,17 @@ template <typename T>
 void gauss_combine(const GaussCombineParams<T>& p);
 template <typename T>
 void gauss_split(const GaussSplitParams<T>& p);
+template <typename T>
+void conv_winograd_forward(const WinogradParams<T>& p);
+// Elements of scratch that conv_winograd_forward takes per thread (grows with C_in x W_out).
+index_t conv_winograd_scratch(index_t cin, index_t wo);
+
+// The fused epilogue's row function (conv.cpp): y[i] = act(re[i] + br, im[i] + bi) interleaved, for
+// contiguous rows re, im of length n (ab: modReLU's bias); multiversioned like the other passes.
+template <typename T>
+using ConvForwardRowFn = void (*)(const T* re, const T* im, T* y, index_t n, T br, T bi, T ab);
+ConvForwardRowFn<float> conv_forward_row_fn(Activation a, float);
+ConvForwardRowFn<double> conv_forward_row_fn(Activation a, double);
 
 }  // namespace cpu
 }  // namespace beamkernels

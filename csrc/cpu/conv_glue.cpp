@@ -1,5 +1,7 @@
-// Torch glue for the CPU fused complex convolution. Three formulations, by shape (see use_gauss,
-// gauss_nhwc and pointwise below, and the README's conv section):
+// Torch glue for the CPU fused complex convolution. Four formulations, by shape (see winograd,
+// use_gauss, gauss_nhwc and pointwise below, and the README's conv section):
+// - Winograd (forward of 3x3, stride-1, one-group convs on wide enough maps): our own kernel,
+//   csrc/cpu/conv_winograd.cpp, with the epilogue fused; its backward is the interleaved or Gauss one.
 // - Interleaved: x's interleaved real view [N, C_in, H, 2W] convolved by ONE real conv (ATen's
 //   optimized conv: oneDNN / im2col+GEMM) with stride (s_h, 2 s_w), padding (p_h, 2 p_w), dilation
 //   (d_h, 1) and the real weight [2 C_out, C_in / g, kh, 2 d_w (kw - 1) + 2] whose row 2o holds the
@@ -129,6 +131,24 @@ bool pointwise(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef paddin
          groups == 1;
 }
 
+// Winograd F(2x2, 3x3) forward (csrc/cpu/conv_winograd.cpp): 3x3, stride 1, dilation 1, one group,
+// when a row of 2x2 output tiles fills at least 2/3 of its 8-tile SIMD vectors. Measured forward
+// (modReLU and none, batch 32, 2 threads, steady heap, AMD EPYC Zen 3 AVX2, two alternating runs):
+// thesis L1 5 -> 16 at 36x144 (72 tiles per row: all lanes used) 7.3-9.6 vs 11.9-15.3 ms, L2
+// 16 -> 32 at 18x72 (36 of 40 lanes) 8.0-9.3 vs 14.8-18.8 ms, L3 32 -> 64 at 9x36 (18 of 24) 10.3-11.0
+// vs 11.3-15.8 ms; L4 64 -> 128 at 4x18 (9 of 16) 11.0-12.8 vs 9.5-13.1 ms: no gain. Its per-thread
+// scratch (input rows and V of one row of tiles, ~100 B x C_in x W_out in float) is capped at 2 MB (L2 / L3
+// sized; the thesis and U-Net layers take 80-460 KB): wider or deeper layers keep oneDNN's convs.
+constexpr int64_t kWinogradMaxScratchBytes = int64_t(2) << 20;
+bool winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
+              int64_t elem_bytes) {
+  if (g.kh != 3 || g.kw != 3 || stride[0] != 1 || stride[1] != 1 || dilation[0] != 1 || dilation[1] != 1 ||
+      groups != 1)
+    return false;
+  const int64_t tiles = (g.wo + 1) / 2, lanes = (tiles + kWinogradLanes - 1) / kWinogradLanes * kWinogradLanes;
+  return 3 * tiles >= 2 * lanes && cpu::conv_winograd_scratch(g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
+}
+
 // [3, N, C, H, W] planes in the Gauss layout: contiguous, or channels-last per plane (physically
 // [3, N, H, W, C]).
 at::Tensor gauss_empty(int64_t n, int64_t c, int64_t h, int64_t w, const at::TensorOptions& opts, bool nhwc) {
@@ -214,13 +234,38 @@ void gauss_backward(const at::Tensor& dk, const at::Tensor& x, const at::Tensor&
 std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const at::Tensor& weight,
                                                   const c10::optional<at::Tensor>& bias_in, at::IntArrayRef stride,
                                                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                                  int64_t activation, const c10::optional<at::Tensor>& act_bias_in) {
+                                                  int64_t activation, const c10::optional<at::Tensor>& act_bias_in,
+                                                  bool save_z) {
   const char* op = "complex_conv2d";
   const Geometry g = check_conv(op, x_in, weight, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
   const at::Tensor x = x_in.contiguous();
-  const bool need_z = activation != static_cast<int64_t>(Activation::kNone);  // the backward reads z
+  // The backward reads z (with an activation), unless no backward will run.
+  const bool need_z = save_z && activation != static_cast<int64_t>(Activation::kNone);
   at::Tensor planar;
   std::array<at::Tensor, 3> k;  // Gauss's three conv outputs
+  if (g.n > 0 && winograd(g, stride, dilation, groups, x.element_size() / 2)) {
+    at::Tensor y = empty_huge({g.n, g.cout, g.ho, g.wo}, x.options());
+    at::Tensor z = need_z ? empty_huge({g.n, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)))
+                          : at::empty({0}, x.options().dtype(real_dtype(x)));
+    const at::Tensor w = weight.contiguous();
+    const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
+    const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd", [&] {
+      WinogradParams<scalar_t> p{};
+      p.act = static_cast<Activation>(activation);
+      p.n = g.n, p.cin = g.cin, p.h = g.h, p.w = g.w, p.cout = g.cout, p.ho = g.ho, p.wo = g.wo;
+      p.pad_h = padding[0], p.pad_w = padding[1];
+      p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
+      p.weight = reinterpret_cast<const scalar_t*>(w.data_ptr());
+      p.bias = bias.defined() ? reinterpret_cast<const scalar_t*>(bias.data_ptr()) : nullptr;
+      p.act_bias = act_bias.defined() ? act_bias.data_ptr<scalar_t>() : nullptr;
+      p.y = reinterpret_cast<scalar_t*>(y.data_ptr());
+      p.z = need_z ? z.data_ptr<scalar_t>() : nullptr;
+      p.num_threads = at::get_num_threads();
+      cpu::conv_winograd_forward<scalar_t>(p);
+    });
+    return {y, z};
+  }
   if (g.n == 0) {
     planar = at::empty({0, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)));
   } else if (pointwise(g, stride, padding, groups)) {

@@ -69,7 +69,8 @@ bool use_tf32(const at::Tensor& x) {
 std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& weight_in,
                                                        const c10::optional<at::Tensor>& bias_in, at::IntArrayRef stride,
                                                        at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                                                       int64_t activation, const c10::optional<at::Tensor>& act_bias_in) {
+                                                       int64_t activation, const c10::optional<at::Tensor>& act_bias_in,
+                                                       bool save_z) {
   const char* op = "complex_conv2d";
   const Geometry g = check_conv(op, x_in, weight_in, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
   const c10::cuda::CUDAGuard guard(x_in.device());
@@ -77,7 +78,8 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, c
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   at::Tensor y = at::empty({g.n, g.cout, g.ho, g.wo}, x.options());
-  const bool need_z = activation != static_cast<int64_t>(Activation::kNone);  // else the backward needs no z
+  // The backward reads z (with an activation), unless no backward will run.
+  const bool need_z = save_z && activation != static_cast<int64_t>(Activation::kNone);
   at::Tensor saved = at::empty(need_z ? at::IntArrayRef({g.n, 2 * g.cout, g.ho, g.wo}) : at::IntArrayRef({0}),
                                x.options().dtype(real_dtype(x)));
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_cuda", [&] {

@@ -257,7 +257,7 @@ def test_torch_compile_fullgraph(backend, device):
 # The CPU runs Gauss's real convs on channels-last planes from 2048 input pixels (conv_glue.cpp:
 # gauss_nhwc): its split / epilogue / prologue / combine passes work on 64-pixel tiles with 8 x 8
 # register transposes, so sizes here leave partial tiles and channel counts not multiples of 8.
-@pytest.mark.parametrize("case", [(2, 33, 20, 45, 47, 3, 1, 1, 1, 1),      # Gauss forward + backward
+@pytest.mark.parametrize("case", [(2, 33, 20, 45, 47, 3, 1, 2, 2, 1),  # Gauss fwd + bwd (dilation 2: not Winograd)
                                   (1, 18, 11, 40, 61, 3, 2, 1, (1, 2), 1),  # interleaved forward, Gauss backward
                                   (1, 36, 14, 50, 41, (3, 1), 1, (1, 0), 1, 2)],
                          ids=["33-20", "stride2-dil", "groups2"])
@@ -276,6 +276,65 @@ def test_conv2d_cpu_channels_last_gauss(case, dtype):
     # input layer: no dL/dx
     x.requires_grad_(False)
     _compare("cpu", _conv2d, _ref2d, [x, w, b, None], kw, dtype, ry, rw)
+
+
+# The CPU runs 3x3 stride-1 one-group forwards with Winograd's F(2x2, 3x3) (csrc/cpu/conv_winograd.cpp)
+# when a row of 2x2 output tiles fills >= 2/3 of its 8-tile vectors (conv_glue.cpp: winograd). Sizes
+# here take that path (checked below) and leave partial tiles (odd Ho / Wo), partial vectors,
+# partial blocks of 4 output channels, odd and large paddings, a single row of tiles and many
+# input channels.
+WINOGRAD_CASES = [(2, 5, 16, 36, 40, 3, 1, 1, 1, 1),      # the thesis's L1, narrower
+                  (3, 3, 7, 7, 21, 3, 1, 1, 1, 1),        # Ho 7, Wo 21: 11 tiles in 16 lanes; 7 = 4 + 3 channels
+                  (1, 2, 5, 6, 37, 3, 1, (0, 3), 1, 1),   # odd pad_w, Wo = 41: 3 vectors, the last partial
+                  (2, 40, 9, 5, 21, 3, 1, (2, 1), 1, 1),  # pad_h 2 > 1, many channels
+                  (1, 1, 1, 3, 13, 3, 1, (0, 1), 1, 1)]   # one output row (half a tile row), one channel
+
+
+def _takes_winograd(case) -> bool:
+    """Mirror of conv_glue.cpp's winograd(): guards these tests against a rule change that would
+    silently route them elsewhere."""
+    n, cin, cout, h, w, k, s, p, d, g = case
+    pw = p if isinstance(p, int) else p[1]
+    wo = w + 2 * pw - 2
+    tiles = (wo + 1) // 2
+    lanes = -(-tiles // 8) * 8
+    return k == 3 and s == 1 and d == 1 and g == 1 and 3 * tiles >= 2 * lanes
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=["L1-narrow", "odd-out", "odd-pad", "cin40", "one-row"])
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_conv2d_cpu_winograd(case, dtype):
+    device = torch.device("cpu")
+    if "cpu" not in beamkernels.available_backends(device):
+        pytest.skip("the CPU backend is not built here")
+    assert _takes_winograd(case)
+    for activation in ("modrelu", None, "cardioid"):
+        x, w, b, ab, kw = _inputs(case, dtype, device, activation)
+        ry, rw = _reductions(case)
+        # Winograd's transforms add and halve before the products: ~2x a direct sum's rounding in z;
+        # the gradients evaluate the activation's derivative (modReLU's b / |z| terms) at that z.
+        _compare("cpu", lambda *t, **k: _conv2d(*t, activation=activation, **k),
+                 lambda *t, **k: _ref2d(*t, activation=activation, **k), [x, w, b, ab], kw, dtype, 4 * ry, 4 * rw)
+
+
+# Inference (grad mode off, or no input requiring a gradient) skips writing the pre-activation z:
+# each CPU formulation (Winograd, interleaved, Gauss planar and channels-last, pointwise) must give
+# the same y either way.
+@pytest.mark.parametrize("case", [(2, 5, 6, 7, 24, 3, 1, 1, 1, 1),          # Winograd (cpu)
+                                  (2, 5, 6, 7, 9, 3, 2, 1, 1, 1),           # interleaved
+                                  (1, 33, 6, 9, 10, 3, 2, 1, 1, 1),         # Gauss
+                                  (1, 33, 6, 48, 45, (3, 1), 1, (1, 0), 1, 1),  # Gauss, channels-last
+                                  (2, 6, 5, 4, 7, 1, 1, 0, 1, 1)],          # pointwise
+                         ids=["winograd", "interleaved", "gauss", "gauss-nhwc", "pointwise"])
+def test_conv2d_inference_matches_training_forward(backend, device, case):
+    x, w, b, ab, kw = _inputs(case, torch.complex64, device, "modrelu")
+    y_train = run_on(backend, _conv2d, x, w, b, ab, activation="modrelu", **kw)
+    with torch.no_grad():
+        y_nograd = run_on(backend, _conv2d, x, w, b, ab, activation="modrelu", **kw)
+    y_frozen = run_on(backend, _conv2d, *(t.detach() for t in (x, w, b, ab)), activation="modrelu", **kw)
+    assert y_train.requires_grad and not y_nograd.requires_grad and not y_frozen.requires_grad
+    torch.testing.assert_close(y_nograd, y_train.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(y_frozen, y_train.detach(), rtol=0, atol=0)
 
 
 # The CUDA backend's tensor-core dL/dx (csrc/cuda/conv_glue.cpp) rests on this identity, checked here
@@ -551,5 +610,8 @@ def test_compiled_op_saves_z_only_with_activation(k):
     assert_close(gw, ew, **conv_tol(torch.complex64, 2 * 6 * 7))
     y, saved = op(x.detach(), w.detach(), None, [1, 1], pad, [1, 1], 1, 1, None)
     assert saved.shape == (2, 10, 6, 7)
+    y_inference, nothing = op(x.detach(), w.detach(), None, [1, 1], pad, [1, 1], 1, 1, None, False)  # save_z=False
+    assert nothing.shape == (0,)
+    torch.testing.assert_close(y_inference, y, rtol=0, atol=0)
     with pytest.raises(RuntimeError, match="'saved' must be the second output of complex_conv2d"):
         bwd(g, x, w, None, torch.empty(0), [1, 1], pad, [1, 1], 1, 1, None, [True, True, False, False])

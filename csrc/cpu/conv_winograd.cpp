@@ -1,0 +1,296 @@
+// Torch-free CPU Winograd forward of the fused complex convolution (3x3, stride 1, dilation 1, one
+// group): F(2x2, 3x3) of Lavin & Gray (CVPR 2016) on complex data, see WinogradParams in conv.h.
+//
+//   V = B^T d B (d: a 4x4 complex input patch),  U = G w G^T (w: a 3x3 complex tap),
+//   M = sum_c U[o, c] . V[c] (16 complex products per channel pair, 4 real FMAs each),
+//   Y = A^T M A (a 2x2 output tile), y = act(Y + bias).
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1]  (cross-correlation, as torch's conv2d).
+// 36 complex multiplies per 2x2 output tile and channel pair become 16. The products take 4 real
+// FMAs, not Gauss's 3 (k1 = Ur (Vr + Vi), k2 = (Ui - Ur) Vr, k3 = (Ur + Ui) Vi): each FMA needs a
+// broadcast weight, and AVX2 broadcasts from memory run at ~0.7 per cycle on Zen 3, so Gauss's
+// 3 FMAs + 3 broadcasts per product ran 5-20% slower than 4 FMAs + 2 broadcasts (measured on the
+// thesis layers L1 and L4, 1 thread, three alternating runs).
+//
+// Work unit: one sample and one row of output tiles (2 output rows), OpenMP over units. Its 4 input
+// rows are copied once into a zero-padded scratch split by part and column parity (so that the
+// patches of L consecutive tiles are L consecutive values: SIMD along tiles), V is formed for the
+// whole tile row, then for each block of OB output channels the products run in registers (GCC
+// vector extensions: 8 lanes, one AVX2 register of floats) and the 2x2 tiles land in two output
+// rows per channel that the fused epilogue's row function turns into y (and z's planes).
+#include "cpu/conv_cpu.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+// Vector-extension a * b + c must become one FMA (C++17's ISO mode leaves contraction off in GCC).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#elif defined(__clang__)
+#pragma clang fp contract(fast)
+#endif
+
+namespace beamkernels {
+namespace cpu {
+namespace {
+
+constexpr int L = kWinogradLanes;  // tiles per vector
+constexpr int OB = 4;  // output channels per register block (2 OB accumulators, 2 inputs, 2 broadcasts)
+
+typedef float vf __attribute__((vector_size(L * sizeof(float))));
+typedef double vd __attribute__((vector_size(L * sizeof(double))));
+typedef int vi32 __attribute__((vector_size(L * sizeof(int))));
+typedef long long vi64 __attribute__((vector_size(L * sizeof(long long))));
+template <typename T>
+struct Vec;
+template <>
+struct Vec<float> {
+  using type = vf;
+  using mask = vi32;
+};
+template <>
+struct Vec<double> {
+  using type = vd;
+  using mask = vi64;
+};
+
+// (y0[0], y1[0], y0[1], y1[1], ...): the low half (hi = false) or the high half of the interleave.
+template <typename V, typename Mask>
+__attribute__((always_inline)) inline V interleave(const V& y0, const V& y1, bool hi) {
+#if defined(__clang__)
+  return hi ? __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15)
+            : __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
+#else
+  return hi ? __builtin_shuffle(y0, y1, Mask{4, 12, 5, 13, 6, 14, 7, 15})
+            : __builtin_shuffle(y0, y1, Mask{0, 8, 1, 9, 2, 10, 3, 11});
+#endif
+}
+
+template <typename V, typename T>
+__attribute__((always_inline)) inline V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <typename V, typename T>
+__attribute__((always_inline)) inline void store(T* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+// Sizes of one unit's scratch (elements): the padded input rows, V of the tile row, the output rows.
+struct Layout {
+  index_t chunks, txp, sw;  // vectors of L tiles per tile row, their tiles, scratch row stride
+  index_t in, v, out;
+};
+Layout layout(index_t cin, index_t wo) {
+  Layout s{};
+  const index_t tiles = (wo + 1) / 2;
+  s.chunks = (tiles + L - 1) / L;
+  s.txp = s.chunks * L;
+  s.sw = s.txp + L;  // the patch of tile t reads parity columns t and t + 1 <= txp
+  s.in = cin * 4 * 4 * s.sw;  // [C_in][4 rows][part][parity][sw]
+  s.v = s.chunks * 16 * cin * 2 * L;  // [chunk][16][C_in][(Vr, Vi)][L]
+  s.out = OB * 2 * 2 * 2 * s.txp;  // [OB][2 rows][part][2 txp]
+  return s;
+}
+
+// U[16][C_in][C_out_padded][2] = (Ur, Ui) of G w G^T; zero for the padding channels.
+template <typename T>
+std::vector<T> transform_weights(const WinogradParams<T>& p, index_t cout_pad) {
+  std::vector<T> u(static_cast<size_t>(16 * p.cin * cout_pad * 2), T(0));
+  for (index_t o = 0; o < p.cout; ++o)
+    for (index_t c = 0; c < p.cin; ++c) {
+      T gw[2][4][4];
+      for (int part = 0; part < 2; ++part) {
+        T g[3][3], t[4][3];
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 3; ++j) g[i][j] = p.weight[2 * (((o * p.cin + c) * 3 + i) * 3 + j) + part];
+        for (int j = 0; j < 3; ++j) {  // G g
+          t[0][j] = g[0][j];
+          t[1][j] = T(0.5) * (g[0][j] + g[1][j] + g[2][j]);
+          t[2][j] = T(0.5) * (g[0][j] - g[1][j] + g[2][j]);
+          t[3][j] = g[2][j];
+        }
+        for (int i = 0; i < 4; ++i) {  // (G g) G^T
+          gw[part][i][0] = t[i][0];
+          gw[part][i][1] = T(0.5) * (t[i][0] + t[i][1] + t[i][2]);
+          gw[part][i][2] = T(0.5) * (t[i][0] - t[i][1] + t[i][2]);
+          gw[part][i][3] = t[i][2];
+        }
+      }
+      for (int xi = 0; xi < 16; ++xi) {
+        const T ur = gw[0][xi / 4][xi % 4], ui = gw[1][xi / 4][xi % 4];
+        T* d = u.data() + ((xi * p.cin + c) * cout_pad + o) * 2;
+        d[0] = ur, d[1] = ui;
+      }
+    }
+  return u;
+}
+
+// One unit (sample n, tile row ty).
+template <typename T>
+__attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, const Layout& s, const T* U,
+                                                index_t cout_pad, ConvForwardRowFn<T> row_fn, index_t n, index_t ty,
+                                                T* in, T* vb, T* out) {
+  using V = typename Vec<T>::type;
+  using Mask = typename Vec<T>::mask;
+  const index_t sw = s.sw;
+  // 1. The 4 input rows 2 ty - pad_h + r, zero-padded: in[c][r][part][parity][k] = x[c, row, 2 k + parity - pad_w].
+  //    Column ix sits at padded column ix + pad_w: even ix at parity e = pad_w & 1, index pad_w / 2 + ix / 2;
+  //    odd ix at parity 1 - e, index pad_w / 2 + e + ix / 2.
+  const index_t e = p.pad_w & 1, base = p.pad_w >> 1;
+  for (index_t c = 0; c < p.cin; ++c)
+    for (int r = 0; r < 4; ++r) {
+      T* d = in + (c * 4 + r) * 4 * sw;
+      std::fill(d, d + 4 * sw, T(0));
+      const index_t iy = 2 * ty - p.pad_h + r;
+      if (iy < 0 || iy >= p.h) continue;
+      const T* __restrict row = p.x + 2 * ((n * p.cin + c) * p.h + iy) * p.w;
+      T* __restrict re_e = d + e * sw + base;
+      T* __restrict re_o = d + (1 - e) * sw + base + e;
+      T* __restrict im_e = re_e + 2 * sw;
+      T* __restrict im_o = re_o + 2 * sw;
+      const index_t pairs = p.w / 2;
+      for (index_t i = 0; i < pairs; ++i) {  // 4-way deinterleave (GCC vectorizes the strided loads)
+        re_e[i] = row[4 * i];
+        im_e[i] = row[4 * i + 1];
+        re_o[i] = row[4 * i + 2];
+        im_o[i] = row[4 * i + 3];
+      }
+      if (p.w & 1) re_e[pairs] = row[4 * pairs], im_e[pairs] = row[4 * pairs + 1];
+    }
+  // 2. V = B^T d B for every chunk of L tiles and every input channel.
+  for (index_t q = 0; q < s.chunks; ++q)
+    for (index_t c = 0; c < p.cin; ++c) {
+      V t[2][4][4];
+      for (int part = 0; part < 2; ++part) {
+        V d[4][4];
+        for (int r = 0; r < 4; ++r)
+          for (int j = 0; j < 4; ++j)
+            d[r][j] = load<V>(in + ((c * 4 + r) * 4 + 2 * part + (j & 1)) * sw + q * L + (j >> 1));
+        for (int j = 0; j < 4; ++j) {  // B^T d (rows)
+          const V a = d[0][j] - d[2][j], b = d[1][j] + d[2][j], e = d[2][j] - d[1][j], f = d[1][j] - d[3][j];
+          d[0][j] = a, d[1][j] = b, d[2][j] = e, d[3][j] = f;
+        }
+        for (int i = 0; i < 4; ++i) {  // (B^T d) B (columns)
+          t[part][i][0] = d[i][0] - d[i][2];
+          t[part][i][1] = d[i][1] + d[i][2];
+          t[part][i][2] = d[i][2] - d[i][1];
+          t[part][i][3] = d[i][1] - d[i][3];
+        }
+      }
+      for (int xi = 0; xi < 16; ++xi) {
+        T* d = vb + ((q * 16 + xi) * p.cin + c) * 2 * L;
+        store(d, t[0][xi / 4][xi % 4]), store(d + L, t[1][xi / 4][xi % 4]);
+      }
+    }
+  // 3. Per block of OB output channels: products, output transform, epilogue.
+  const index_t row_len = 2 * s.txp;
+  for (index_t ob = 0; ob < p.cout; ob += OB) {
+    for (index_t q = 0; q < s.chunks; ++q) {
+      V m[16][OB][2];
+      for (int xi = 0; xi < 16; ++xi) {
+        V ar[OB], ai[OB];
+        for (int o = 0; o < OB; ++o) ar[o] = V{}, ai[o] = V{};
+        const T* v = vb + (q * 16 + xi) * p.cin * 2 * L;
+        const T* u = U + (xi * p.cin * cout_pad + ob) * 2;
+        for (index_t c = 0; c < p.cin; ++c) {
+          const V vr = load<V>(v + 2 * c * L), vi = load<V>(v + (2 * c + 1) * L);
+          const T* uc = u + c * cout_pad * 2;
+#pragma GCC unroll 4
+          for (int o = 0; o < OB; ++o) {
+            const T ur = uc[2 * o], ui = uc[2 * o + 1];
+            ar[o] += ur * vr;
+            ar[o] -= ui * vi;
+            ai[o] += ur * vi;
+            ai[o] += ui * vr;
+          }
+        }
+        for (int o = 0; o < OB; ++o) m[xi][o][0] = ar[o], m[xi][o][1] = ai[o];
+      }
+      for (int o = 0; o < OB; ++o)
+        for (int part = 0; part < 2; ++part) {
+          V r[2][4];
+          for (int j = 0; j < 4; ++j) {  // A^T M (rows)
+            r[0][j] = m[j][o][part] + m[4 + j][o][part] + m[8 + j][o][part];
+            r[1][j] = m[4 + j][o][part] - m[8 + j][o][part] - m[12 + j][o][part];
+          }
+          for (int dy = 0; dy < 2; ++dy) {  // (A^T M) A (columns), pixels 2 t and 2 t + 1 interleaved
+            const V y0 = r[dy][0] + r[dy][1] + r[dy][2], y1 = r[dy][1] - r[dy][2] - r[dy][3];
+            T* d = out + ((o * 2 + dy) * 2 + part) * row_len + 2 * q * L;
+            store(d, interleave<V, Mask>(y0, y1, false));
+            store(d + L, interleave<V, Mask>(y0, y1, true));
+          }
+        }
+    }
+    for (index_t o = ob; o < std::min(ob + OB, p.cout); ++o) {
+      const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
+      const T ab = p.act_bias ? p.act_bias[o] : T(0);
+      for (int dy = 0; dy < 2; ++dy) {
+        const index_t oy = 2 * ty + dy;
+        if (oy >= p.ho) break;
+        const T* re = out + (((o - ob) * 2 + dy) * 2) * row_len;
+        const T* im = re + row_len;
+        const index_t pix = (n * p.cout + o) * p.ho * p.wo + oy * p.wo;
+        if (p.z) {
+          T* zr = p.z + (n * 2 * p.cout + 2 * o) * p.ho * p.wo + oy * p.wo;
+          std::memcpy(zr, re, p.wo * sizeof(T));
+          std::memcpy(zr + p.ho * p.wo, im, p.wo * sizeof(T));
+        }
+        row_fn(re, im, p.y + 2 * pix, p.wo, br, bi, ab);
+      }
+    }
+  }
+}
+
+// Non-template entry points so that target_clones applies (GCC does not clone templates).
+BK_CLONES void unit_f(const WinogradParams<float>& p, const Layout& s, const float* U, index_t cout_pad,
+                      ConvForwardRowFn<float> row_fn, index_t n, index_t ty, float* in, float* vb, float* out) {
+  unit<float>(p, s, U, cout_pad, row_fn, n, ty, in, vb, out);
+}
+BK_CLONES void unit_d(const WinogradParams<double>& p, const Layout& s, const double* U, index_t cout_pad,
+                      ConvForwardRowFn<double> row_fn, index_t n, index_t ty, double* in, double* vb, double* out) {
+  unit<double>(p, s, U, cout_pad, row_fn, n, ty, in, vb, out);
+}
+inline void run_unit(const WinogradParams<float>& p, const Layout& s, const float* U, index_t cout_pad,
+                     ConvForwardRowFn<float> f, index_t n, index_t ty, float* in, float* vb, float* out) {
+  unit_f(p, s, U, cout_pad, f, n, ty, in, vb, out);
+}
+inline void run_unit(const WinogradParams<double>& p, const Layout& s, const double* U, index_t cout_pad,
+                     ConvForwardRowFn<double> f, index_t n, index_t ty, double* in, double* vb, double* out) {
+  unit_d(p, s, U, cout_pad, f, n, ty, in, vb, out);
+}
+
+}  // namespace
+
+template <typename T>
+void conv_winograd_forward(const WinogradParams<T>& p) {
+  const index_t tiles_y = (p.ho + 1) / 2, units = p.n * tiles_y;
+  if (units == 0 || p.wo == 0 || p.cout == 0) return;
+  const Layout s = layout(p.cin, p.wo);
+  const index_t cout_pad = (p.cout + OB - 1) / OB * OB;
+  const std::vector<T> U = transform_weights(p, cout_pad);
+  const ConvForwardRowFn<T> row_fn = conv_forward_row_fn(p.act, T(0));
+#pragma omp parallel num_threads(p.num_threads) if (units > 1)
+  {
+    std::vector<T> scratch(static_cast<size_t>(s.in + s.v + s.out));
+    T* in = scratch.data();
+#pragma omp for schedule(static)
+    for (index_t r = 0; r < units; ++r)
+      run_unit(p, s, U.data(), cout_pad, row_fn, r / tiles_y, r % tiles_y, in, in + s.in, in + s.in + s.v);
+  }
+}
+
+index_t conv_winograd_scratch(index_t cin, index_t wo) {
+  const Layout s = layout(cin, wo);
+  return s.in + s.v + s.out;
+}
+
+template void conv_winograd_forward<float>(const WinogradParams<float>&);
+template void conv_winograd_forward<double>(const WinogradParams<double>&);
+
+}  // namespace cpu
+}  // namespace beamkernels

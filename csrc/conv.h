@@ -92,7 +92,12 @@ struct WinogradParams {
   Activation act;
   index_t n, cin, h, w, cout, ho, wo;  // ho = h + 2 pad_h - 2, wo = w + 2 pad_w - 2
   index_t pad_h, pad_w;
-  const T* x;         // interleaved complex [N, C_in, H, W], contiguous
+  // Input channel c of sample n starts at x + n * x_batch + c * x_channel (elements of T): interleaved
+  // complex rows of W values (x_im null; the forward's x), or planar (Re rows at x, Im rows at x_im
+  // with the same offsets; the backward's dL/dz planes, for dL/dx).
+  const T* x;
+  const T* x_im;
+  index_t x_batch, x_channel;
   const T* weight;    // interleaved complex [C_out, C_in, 3, 3], contiguous
   const T* bias;      // interleaved complex [C_out] or nullptr
   const T* act_bias;  // modReLU's real bias [C_out] or nullptr

@@ -292,7 +292,7 @@ def _register_conv_autograd(prefix: str) -> None:
         x, weight, bias, saved, activation_bias = ctx.saved_tensors
         stride, padding, dilation, groups, activation = ctx.args
         if grad is None:
-            return None, None, None, None, None, None, None, None, None
+            return (None,) * len(ctx.needs_input_grad)
         need = ctx.needs_input_grad
         mask = [need[0], need[1], bias is not None and need[2], activation_bias is not None and need[8]]
         gx, gw, gb, gab = backward_op(grad, x, weight, bias, saved, stride, padding, dilation, groups, activation,
@@ -328,9 +328,11 @@ def _conv2d_dispatch(op: str, x: Tensor, weight: Tensor, bias, stride, padding, 
     if backend == "triton":
         return torch.ops.beamkernels.triton_complex_conv2d(
             x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias)[0]
-    # Inference (no graph will be recorded): the op need not write the pre-activation z.
-    save_z = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias, activation_bias))
+    # Inference (no graph will be recorded): the op need not write the pre-activation z. Under
+    # functorch transforms (vmap, ...) a wrapped tensor hides its requires_grad: keep z there.
+    save_z = torch.is_grad_enabled() and (
+        any(t is not None and t.requires_grad for t in (x, weight, bias, activation_bias))
+        or torch._C._are_functorch_transforms_active())
     return torch.ops.beamkernels.complex_conv2d(
         x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias, save_z)[0]
 

@@ -1,7 +1,8 @@
 // Torch glue for the CPU fused complex convolution. Four formulations, by shape (see winograd,
 // use_gauss, gauss_nhwc and pointwise below, and the README's conv section):
 // - Winograd (forward of 3x3, stride-1, one-group convs on wide enough maps): our own kernel,
-//   csrc/cpu/conv_winograd.cpp, with the epilogue fused; its backward is the interleaved or Gauss one.
+//   csrc/cpu/conv_winograd.cpp, with the epilogue fused; its backward is the interleaved or Gauss
+//   one, whose dL/dx (for such convs, from the prologue's planar dL/dz) runs on the same kernel.
 // - Interleaved: x's interleaved real view [N, C_in, H, 2W] convolved by ONE real conv (ATen's
 //   optimized conv: oneDNN / im2col+GEMM) with stride (s_h, 2 s_w), padding (p_h, 2 p_w), dilation
 //   (d_h, 1) and the real weight [2 C_out, C_in / g, kh, 2 d_w (kw - 1) + 2] whose row 2o holds the
@@ -149,6 +150,46 @@ bool winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilatio
   return 3 * tiles >= 2 * lanes && cpu::conv_winograd_scratch(g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
 }
 
+// dL/dx of such a conv (padding <= 2) is the forward conv of dL/dz with w_t[c, o, i, j] =
+// conj(w[o, c, 2 - i, 2 - j]) and padding 2 - pad (the identity tests/ops/test_conv.py checks), run
+// on the Winograd kernel straight from the backward prologue's planes when the same rule admits
+// that conv (C_out -> C_in channels, output width W) and its transformed weights (16 C_in C_out
+// complex) stay within 512 KB in float (C_in C_out <= 4096). Measured (the backward op with dL/dx
+// only, batch 32, 2 threads, steady heap, three alternating runs, ms, Winograd vs ATen's convs):
+// 5 -> 16 at 36x144 15.5-18.4 vs 20.9-30.6; 16 -> 32 at 18x72 11.5-14.8 vs 16.2-22.6; 32 -> 32 17.9-18.9
+// vs 23.7-35.9; 64 -> 32 31.2-33.6 vs 42.8-48.6; at 9x36 32 -> 64 11.8-12.8 vs 12.9-14.4, 64 -> 64
+// 20.9-21.5 vs 19.6-33.1, 128 -> 64 (8192 pairs, excluded) 39.2-41.0 vs 35.9-39.1.
+constexpr int64_t kWinogradDxMaxChannelPairs = 4096;
+bool winograd_dx(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                 int64_t groups, int64_t elem_bytes) {
+  if (padding[0] > 2 || padding[1] > 2 || g.cin * g.cout > kWinogradDxMaxChannelPairs) return false;
+  const Geometry d{g.n, g.cout, g.ho, g.wo, g.cin, g.kh, g.kw, g.h, g.w};
+  return winograd(d, stride, dilation, groups, elem_bytes);
+}
+
+// dL/dx [N, C_in, H, W] interleaved from dL/dz's real and imaginary planes (rows of Wo values; channel o
+// of sample n at n * batch + o * channel elements from re / im).
+at::Tensor winograd_dx_from_planes(const at::Tensor& planes, int64_t re_off, int64_t im_off, int64_t batch,
+                                   int64_t channel, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
+                                   at::IntArrayRef padding) {
+  at::Tensor gx = empty_huge({g.n, g.cin, g.h, g.w}, x.options());
+  const at::Tensor wt = at::conj_physical(weight.transpose(0, 1).flip({2, 3})).contiguous();  // [C_in, C_out, 3, 3]
+  AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd_dx", [&] {
+    WinogradParams<scalar_t> p{};
+    p.act = Activation::kNone;
+    p.n = g.n, p.cin = g.cout, p.h = g.ho, p.w = g.wo, p.cout = g.cin, p.ho = g.h, p.wo = g.w;
+    p.pad_h = 2 - padding[0], p.pad_w = 2 - padding[1];
+    p.x = planes.data_ptr<scalar_t>() + re_off;
+    p.x_im = planes.data_ptr<scalar_t>() + im_off;
+    p.x_batch = batch, p.x_channel = channel;
+    p.weight = reinterpret_cast<const scalar_t*>(wt.data_ptr());
+    p.y = reinterpret_cast<scalar_t*>(gx.data_ptr());
+    p.num_threads = at::get_num_threads();
+    cpu::conv_winograd_forward<scalar_t>(p);
+  });
+  return gx;
+}
+
 // [3, N, C, H, W] planes in the Gauss layout: contiguous, or channels-last per plane (physically
 // [3, N, H, W, C]).
 at::Tensor gauss_empty(int64_t n, int64_t c, int64_t h, int64_t w, const at::TensorOptions& opts, bool nhwc) {
@@ -256,6 +297,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
       p.n = g.n, p.cin = g.cin, p.h = g.h, p.w = g.w, p.cout = g.cout, p.ho = g.ho, p.wo = g.wo;
       p.pad_h = padding[0], p.pad_w = padding[1];
       p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
+      p.x_batch = 2 * g.cin * g.h * g.w, p.x_channel = 2 * g.h * g.w;
       p.weight = reinterpret_cast<const scalar_t*>(w.data_ptr());
       p.bias = bias.defined() ? reinterpret_cast<const scalar_t*>(bias.data_ptr()) : nullptr;
       p.act_bias = act_bias.defined() ? act_bias.data_ptr<scalar_t>() : nullptr;
@@ -365,8 +407,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
         gw = at::matmul(gz, x.view({g.n, g.cin, g.h * g.w}).mH()).sum(0).view({g.cout, g.cin, 1, 1});
       }
     } else if (gauss) {
-      gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0], output_mask[1], nhwc,
-                     gx, gw);
+      // dL/dx on the Winograd kernel from Gauss's planes (dk3' = Re dL/dz, dk2 = Im dL/dz), or
+      // from the three real convs' data gradients.
+      const bool wdx = output_mask[0] && !nhwc &&
+                       winograd_dx(g, stride, padding, dilation, groups, x.element_size() / 2);
+      if (wdx) {
+        const int64_t plane = g.n * g.cout * inner;
+        gx = winograd_dx_from_planes(grad_planar, 2 * plane, plane, g.cout * inner, inner, x, weight, g, padding);
+      }
+      if ((output_mask[0] && !wdx) || output_mask[1])
+        gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0] && !wdx,
+                       output_mask[1], nhwc, gx, gw);
     } else {
       // dL/dW from the interleaved formulation's real conv; dL/dx from a stride-1 block-real
       // backward-data conv (measured single-threaded: as fast as the interleaved one's strided
@@ -377,7 +428,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
             {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups, {false, true, false}));
         gw = complex_weight_grad(gwr, weight, dilation[1]);
       }
-      if (output_mask[0]) {
+      if (output_mask[0] && winograd_dx(g, stride, padding, dilation, groups, x.element_size() / 2)) {
+        gx = winograd_dx_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding);
+      } else if (output_mask[0]) {
         // Only the input's shape matters for the data gradient: an uninitialized placeholder.
         const at::Tensor shape_only = at::empty({g.n, 2 * g.cin, g.h, g.w}, planar.options());
         const at::Tensor gxb = std::get<0>(at::convolution_backward(

@@ -139,28 +139,40 @@ __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, cons
   using Mask = typename Vec<T>::mask;
   const index_t sw = s.sw;
   // 1. The 4 input rows 2 ty - pad_h + r, zero-padded: in[c][r][part][parity][k] = x[c, row, 2 k + parity - pad_w].
-  //    Column ix sits at padded column ix + pad_w: even ix at parity e = pad_w & 1, index pad_w / 2 + ix / 2;
-  //    odd ix at parity 1 - e, index pad_w / 2 + e + ix / 2.
-  const index_t e = p.pad_w & 1, base = p.pad_w >> 1;
+  //    Column ix sits at padded column ix + pad_w: even ix at parity par = pad_w & 1, index pad_w / 2 + ix / 2;
+  //    odd ix at parity 1 - par, index pad_w / 2 + par + ix / 2.
+  const index_t par = p.pad_w & 1, base = p.pad_w >> 1;
   for (index_t c = 0; c < p.cin; ++c)
     for (int r = 0; r < 4; ++r) {
       T* d = in + (c * 4 + r) * 4 * sw;
       std::fill(d, d + 4 * sw, T(0));
       const index_t iy = 2 * ty - p.pad_h + r;
       if (iy < 0 || iy >= p.h) continue;
-      const T* __restrict row = p.x + 2 * ((n * p.cin + c) * p.h + iy) * p.w;
-      T* __restrict re_e = d + e * sw + base;
-      T* __restrict re_o = d + (1 - e) * sw + base + e;
+      T* __restrict re_e = d + par * sw + base;
+      T* __restrict re_o = d + (1 - par) * sw + base + par;
       T* __restrict im_e = re_e + 2 * sw;
       T* __restrict im_o = re_o + 2 * sw;
-      const index_t pairs = p.w / 2;
-      for (index_t i = 0; i < pairs; ++i) {  // 4-way deinterleave (GCC vectorizes the strided loads)
-        re_e[i] = row[4 * i];
-        im_e[i] = row[4 * i + 1];
-        re_o[i] = row[4 * i + 2];
-        im_o[i] = row[4 * i + 3];
+      const index_t pairs = p.w / 2, off = n * p.x_batch + c * p.x_channel;
+      if (!p.x_im) {  // interleaved: a 4-way deinterleave (GCC vectorizes the strided loads)
+        const T* __restrict row = p.x + off + 2 * iy * p.w;
+        for (index_t i = 0; i < pairs; ++i) {
+          re_e[i] = row[4 * i];
+          im_e[i] = row[4 * i + 1];
+          re_o[i] = row[4 * i + 2];
+          im_o[i] = row[4 * i + 3];
+        }
+        if (p.w & 1) re_e[pairs] = row[4 * pairs], im_e[pairs] = row[4 * pairs + 1];
+      } else {  // planar: split each part's row by parity
+        const T* __restrict rr = p.x + off + iy * p.w;
+        const T* __restrict ri = p.x_im + off + iy * p.w;
+        for (index_t i = 0; i < pairs; ++i) {
+          re_e[i] = rr[2 * i];
+          re_o[i] = rr[2 * i + 1];
+          im_e[i] = ri[2 * i];
+          im_o[i] = ri[2 * i + 1];
+        }
+        if (p.w & 1) re_e[pairs] = rr[2 * pairs], im_e[pairs] = ri[2 * pairs];
       }
-      if (p.w & 1) re_e[pairs] = row[4 * pairs], im_e[pairs] = row[4 * pairs + 1];
     }
   // 2. V = B^T d B for every chunk of L tiles and every input channel.
   for (index_t q = 0; q < s.chunks; ++q)

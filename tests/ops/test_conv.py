@@ -279,35 +279,40 @@ def test_conv2d_cpu_channels_last_gauss(case, dtype):
 
 
 # The CPU runs 3x3 stride-1 one-group forwards with Winograd's F(2x2, 3x3) (csrc/cpu/conv_winograd.cpp)
-# when a row of 2x2 output tiles fills >= 2/3 of its 8-tile vectors (conv_glue.cpp: winograd). Sizes
-# here take that path (checked below) and leave partial tiles (odd Ho / Wo), partial vectors,
-# partial blocks of 4 output channels, odd and large paddings, a single row of tiles and many
-# input channels.
+# when a row of 2x2 output tiles fills >= 2/3 of its 8-tile vectors (conv_glue.cpp: winograd), and
+# their dL/dx (a 3x3 stride-1 conv of dL/dz, read from the backward's planes: interleaved
+# formulation or Gauss's) when that conv passes the same rule and padding <= 2. Sizes here take the
+# forward path (checked below; all but odd-pad the dL/dx one too) and leave partial tiles (odd Ho /
+# Wo), partial vectors, partial blocks of 4 output channels, odd and large paddings, a single row of
+# tiles and many input channels.
 WINOGRAD_CASES = [(2, 5, 16, 36, 40, 3, 1, 1, 1, 1),      # the thesis's L1, narrower
                   (3, 3, 7, 7, 21, 3, 1, 1, 1, 1),        # Ho 7, Wo 21: 11 tiles in 16 lanes; 7 = 4 + 3 channels
                   (1, 2, 5, 6, 37, 3, 1, (0, 3), 1, 1),   # odd pad_w, Wo = 41: 3 vectors, the last partial
                   (2, 40, 9, 5, 21, 3, 1, (2, 1), 1, 1),  # pad_h 2 > 1, many channels
-                  (1, 1, 1, 3, 13, 3, 1, (0, 1), 1, 1)]   # one output row (half a tile row), one channel
+                  (1, 1, 1, 3, 13, 3, 1, (0, 1), 1, 1),   # one output row (half a tile row), one channel
+                  (2, 20, 6, 9, 24, 3, 1, 1, 1, 1)]       # Gauss backward (20 channels): dL/dx from its planes
 
 
-def _takes_winograd(case) -> bool:
-    """Mirror of conv_glue.cpp's winograd(): guards these tests against a rule change that would
-    silently route them elsewhere."""
+def _takes_winograd(case, dx: bool = False) -> bool:
+    """Mirror of conv_glue.cpp's winograd() (dx: winograd_dx()): guards these tests against a rule
+    change that would silently route them elsewhere."""
     n, cin, cout, h, w, k, s, p, d, g = case
-    pw = p if isinstance(p, int) else p[1]
-    wo = w + 2 * pw - 2
+    ph, pw = (p, p) if isinstance(p, int) else p
+    wo = w if dx else w + 2 * pw - 2
+    if dx and max(ph, pw) > 2:
+        return False
     tiles = (wo + 1) // 2
     lanes = -(-tiles // 8) * 8
     return k == 3 and s == 1 and d == 1 and g == 1 and 3 * tiles >= 2 * lanes
 
 
-@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=["L1-narrow", "odd-out", "odd-pad", "cin40", "one-row"])
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=["L1-narrow", "odd-out", "odd-pad", "cin40", "one-row", "gauss-bwd"])
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 def test_conv2d_cpu_winograd(case, dtype):
     device = torch.device("cpu")
     if "cpu" not in beamkernels.available_backends(device):
         pytest.skip("the CPU backend is not built here")
-    assert _takes_winograd(case)
+    assert _takes_winograd(case) and _takes_winograd(case, dx=True) == (case[7] != (0, 3))
     for activation in ("modrelu", None, "cardioid"):
         x, w, b, ab, kw = _inputs(case, dtype, device, activation)
         ry, rw = _reductions(case)
@@ -335,6 +340,32 @@ def test_conv2d_inference_matches_training_forward(backend, device, case):
     assert y_train.requires_grad and not y_nograd.requires_grad and not y_frozen.requires_grad
     torch.testing.assert_close(y_nograd, y_train.detach(), rtol=0, atol=0)
     torch.testing.assert_close(y_frozen, y_train.detach(), rtol=0, atol=0)
+
+
+def test_conv2d_vmap_backward_keeps_z(backend, device):
+    """Under torch.vmap a batched tensor reports requires_grad False while autograd still records
+    the op below the vmap level: the forward must keep z for the backward (model ensembling with
+    torch.func.stack_module_state + functional_call, as a user would write it)."""
+    from torch.func import functional_call, stack_module_state
+
+    import beamkernels.nn as bnn
+
+    models = [bnn.ComplexConv2d(3, 4, 3, padding=1, activation="modrelu").to(device) for _ in range(2)]
+    params, buffers = stack_module_state(models)
+    x = crandn(2, 3, 6, 7, device=device)
+
+    def one(p, b, xx):
+        return functional_call(models[0], (p, b), (xx,))
+
+    with beamkernels.use_backend(backend):
+        y = torch.vmap(one, in_dims=(0, 0, None))(params, buffers, x)
+        y.abs().sum().backward()
+    y_ref = torch.stack([m(x) for m in models])  # backend auto, per model
+    for m in models:
+        y_ref_m = m(x)
+        y_ref_m.abs().sum().backward()
+    assert_close(y.detach(), y_ref.detach(), **conv_tol(torch.complex64, 27))
+    assert_close(params["weight"].grad, torch.stack([m.weight.grad for m in models]), **conv_tol(torch.complex64, 84))
 
 
 # The CUDA backend's tensor-core dL/dx (csrc/cuda/conv_glue.cpp) rests on this identity, checked here
@@ -613,5 +644,11 @@ def test_compiled_op_saves_z_only_with_activation(k):
     y_inference, nothing = op(x.detach(), w.detach(), None, [1, 1], pad, [1, 1], 1, 1, None, False)  # save_z=False
     assert nothing.shape == (0,)
     torch.testing.assert_close(y_inference, y, rtol=0, atol=0)
+    # Only `saved` used downstream (its gradient is not defined): no gradient reaches x, and the
+    # autograd backward returns one None per argument, save_z included.
+    xg = x.detach().requires_grad_()
+    _, saved = op(xg, w, None, [1, 1], pad, [1, 1], 1, 1, None, True)
+    saved.sum().backward()
+    assert xg.grad is None
     with pytest.raises(RuntimeError, match="'saved' must be the second output of complex_conv2d"):
         bwd(g, x, w, None, torch.empty(0), [1, 1], pad, [1, 1], 1, 1, None, [True, True, False, False])

@@ -147,7 +147,8 @@ def _gradcheck_mode(backend):
 # 3x3 stride 2; and 1x1 / stride 1 / no padding / one group (the CPU's batched complex GEMM path).
 @pytest.mark.parametrize("case,activation", [((1, 2, 3, 4, 5, 3, 2, 1, 1, 1), a) for a in (None, "modrelu", "cardioid")]
                          + [((2, 3, 4, 3, 5, 1, 1, 0, 1, 1), a) for a in (None, "modrelu")]
-                         + [((1, 16, 3, 5, 6, 3, 1, 1, 1, 1), "modrelu")])  # CPU Gauss backward
+                         + [((1, 16, 3, 5, 6, 3, 1, 1, 1, 1), "modrelu")]  # CPU Gauss backward
+                         + [((1, 2, 3, 4, 22, 3, 1, 1, 1, 1), "modrelu")])  # CPU Winograd forward and dL/dx
 def test_conv2d_gradcheck_complex128(backend, device, case, activation):
     x, w, b, ab, kw = _inputs(case, torch.complex128, device, activation)
     tensors = [t for t in (x, w, b, ab) if t is not None]

@@ -282,6 +282,8 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
   const at::Tensor x = x_in.contiguous();
   // The backward reads z (with an activation), unless no backward will run.
   const bool need_z = save_z && activation != static_cast<int64_t>(Activation::kNone);
+  const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
+  const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   at::Tensor planar;
   std::array<at::Tensor, 3> k;  // Gauss's three conv outputs
   if (g.n > 0 && winograd(g, stride, dilation, groups, x.element_size() / 2)) {
@@ -289,8 +291,6 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
     at::Tensor z = need_z ? empty_huge({g.n, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)))
                           : at::empty({0}, x.options().dtype(real_dtype(x)));
     const at::Tensor w = weight.contiguous();
-    const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
-    const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd", [&] {
       WinogradParams<scalar_t> p{};
       p.act = static_cast<Activation>(activation);
@@ -328,8 +328,6 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
                  .contiguous();
   }
   at::Tensor y = empty_huge({g.n, g.cout, g.ho, g.wo}, x.options());
-  const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
-  const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d", [&] {
     auto p = epilogue_params<scalar_t>(g, activation, planar, bias, act_bias);
     p.z_interleaved = g.n > 0 && pointwise(g, stride, padding, groups);

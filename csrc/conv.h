@@ -106,6 +106,24 @@ struct WinogradParams {
   int num_threads;
 };
 
+// CPU Winograd weight gradient of the same convs (3x3, stride 1, dilation 1, one group). The forward
+// z_tile = A^T [(G w G^T) . V] A is complex-linear in w, so its adjoint gives (conjugate Wirtinger)
+//   dL/dW[o, c] = G^T [ sum over tiles of conj(V[c]) . (A dL/dz_tile[o] A^T) ] G,
+// 16 complex products per tile and channel pair, like the forward; the tile sums run in SIMD lanes.
+template <typename T>
+struct WinogradWeightGradParams {
+  index_t n, cin, h, w, cout, ho, wo;  // ho = h + 2 pad_h - 2, wo = w + 2 pad_w - 2
+  index_t pad_h, pad_w;
+  const T* x;  // interleaved complex [N, C_in, H, W], contiguous
+  // dL/dz planes: Re / Im rows of channel o of sample n at g_re / g_im + n * g_batch + o * g_channel
+  // (rows of Wo values).
+  const T* g_re;
+  const T* g_im;
+  index_t g_batch, g_channel;
+  T* grad_weight;  // interleaved complex [C_out, C_in, 3, 3], written (not accumulated)
+  int num_threads;
+};
+
 // Direct implicit-GEMM kernels (CUDA): all sizes and strides in elements of the complex tensor
 // (a complex element = 2 reals). x [N, C_in, H, W], w [C_out, C_in / groups, kh, kw], y [N, C_out, Ho, Wo].
 template <typename T>

@@ -1,5 +1,5 @@
-// Torch-free CPU Winograd forward of the fused complex convolution (3x3, stride 1, dilation 1, one
-// group): F(2x2, 3x3) of Lavin & Gray (CVPR 2016) on complex data, see WinogradParams in conv.h.
+// Torch-free CPU Winograd forward and weight gradient of the fused complex convolution (3x3, stride
+// 1, dilation 1, one group): F(2x2, 3x3) of Lavin & Gray (CVPR 2016) on complex data, see WinogradParams in conv.h.
 //
 //   V = B^T d B (d: a 4x4 complex input patch),  U = G w G^T (w: a 3x3 complex tap),
 //   M = sum_c U[o, c] . V[c] (16 complex products per channel pair, 4 real FMAs each),
@@ -18,6 +18,12 @@
 // whole tile row, then for each block of OB output channels the products run in registers (GCC
 // vector extensions: 8 lanes, one AVX2 register of floats) and the 2x2 tiles land in two output
 // rows per channel that the fused epilogue's row function turns into y (and z's planes).
+//
+// Weight gradient (WinogradWeightGradParams in conv.h): dL/dW = G^T [sum over tiles of conj(V) .
+// (A dL/dz A^T)] G. A unit is a few consecutive tile rows (>= 16 vectors of tiles); V and
+// Gz = A dL/dz A^T of its tiles are formed into scratch, then per Winograd point and 2 x 2 block of channel pairs the
+// tile sums run in registers along the unit's tiles and are added to this thread's lane sums, reduced
+// over threads and lanes in double at the end.
 #include "cpu/conv_cpu.h"
 
 #include <omp.h>
@@ -130,29 +136,36 @@ std::vector<T> transform_weights(const WinogradParams<T>& p, index_t cout_pad) {
   return u;
 }
 
-// One unit (sample n, tile row ty).
+// The input side of one row of tiles (sample n, tile row ty): x's rows split by part and parity into
+// `in`, then V = B^T d B into vb[chunk][16][c_pad][(Vr, Vi)][L]. Channels c_valid <= c < c_pad are
+// zero (the weight gradient's register blocks pad C_in).
 template <typename T>
-__attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, const Layout& s, const T* U,
-                                                index_t cout_pad, ConvForwardRowFn<T> row_fn, index_t n, index_t ty,
-                                                T* in, T* vb, T* out) {
+struct InputRows {
+  const T* x;     // interleaved, or Re planes with x_im
+  const T* x_im;  // Im planes or nullptr
+  index_t batch, channel, c_valid, c_pad, h, w, pad_h, pad_w;
+};
+
+template <typename T>
+__attribute__((always_inline)) inline void transform_input(const InputRows<T>& p, const Layout& s, index_t n,
+                                                           index_t ty, T* in, T* vb) {
   using V = typename Vec<T>::type;
-  using Mask = typename Vec<T>::mask;
   const index_t sw = s.sw;
   // 1. The 4 input rows 2 ty - pad_h + r, zero-padded: in[c][r][part][parity][k] = x[c, row, 2 k + parity - pad_w].
   //    Column ix sits at padded column ix + pad_w: even ix at parity par = pad_w & 1, index pad_w / 2 + ix / 2;
   //    odd ix at parity 1 - par, index pad_w / 2 + par + ix / 2.
   const index_t par = p.pad_w & 1, base = p.pad_w >> 1;
-  for (index_t c = 0; c < p.cin; ++c)
+  for (index_t c = 0; c < p.c_pad; ++c)
     for (int r = 0; r < 4; ++r) {
       T* d = in + (c * 4 + r) * 4 * sw;
       std::fill(d, d + 4 * sw, T(0));
       const index_t iy = 2 * ty - p.pad_h + r;
-      if (iy < 0 || iy >= p.h) continue;
+      if (c >= p.c_valid || iy < 0 || iy >= p.h) continue;
       T* __restrict re_e = d + par * sw + base;
       T* __restrict re_o = d + (1 - par) * sw + base + par;
       T* __restrict im_e = re_e + 2 * sw;
       T* __restrict im_o = re_o + 2 * sw;
-      const index_t pairs = p.w / 2, off = n * p.x_batch + c * p.x_channel;
+      const index_t pairs = p.w / 2, off = n * p.batch + c * p.channel;
       if (!p.x_im) {  // interleaved: a 4-way deinterleave (GCC vectorizes the strided loads)
         const T* __restrict row = p.x + off + 2 * iy * p.w;
         for (index_t i = 0; i < pairs; ++i) {
@@ -176,7 +189,7 @@ __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, cons
     }
   // 2. V = B^T d B for every chunk of L tiles and every input channel.
   for (index_t q = 0; q < s.chunks; ++q)
-    for (index_t c = 0; c < p.cin; ++c) {
+    for (index_t c = 0; c < p.c_pad; ++c) {
       V t[2][4][4];
       for (int part = 0; part < 2; ++part) {
         V d[4][4];
@@ -195,10 +208,21 @@ __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, cons
         }
       }
       for (int xi = 0; xi < 16; ++xi) {
-        T* d = vb + ((q * 16 + xi) * p.cin + c) * 2 * L;
+        T* d = vb + ((q * 16 + xi) * p.c_pad + c) * 2 * L;
         store(d, t[0][xi / 4][xi % 4]), store(d + L, t[1][xi / 4][xi % 4]);
       }
     }
+}
+
+// One unit of the forward (sample n, tile row ty).
+template <typename T>
+__attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, const Layout& s, const T* U,
+                                                index_t cout_pad, ConvForwardRowFn<T> row_fn, index_t n, index_t ty,
+                                                T* in, T* vb, T* out) {
+  using V = typename Vec<T>::type;
+  using Mask = typename Vec<T>::mask;
+  transform_input(InputRows<T>{p.x, p.x_im, p.x_batch, p.x_channel, p.cin, p.cin, p.h, p.w, p.pad_h, p.pad_w}, s, n,
+                  ty, in, vb);
   // 3. Per block of OB output channels: products, output transform, epilogue.
   const index_t row_len = 2 * s.txp;
   for (index_t ob = 0; ob < p.cout; ob += OB) {
@@ -276,6 +300,131 @@ inline void run_unit(const WinogradParams<double>& p, const Layout& s, const dou
   unit_d(p, s, U, cout_pad, f, n, ty, in, vb, out);
 }
 
+// ---- Weight gradient (WinogradWeightGradParams in conv.h) ----
+// Register block of the tile sums: WO output x WC input channels, 2 WO WC accumulators over the
+// tiles of a unit (8 of AVX2's 16 registers), each step 2 (WO + WC) vector loads and 4 WO WC FMAs
+// with no broadcasts. C_in and C_out are padded to the block with zero channels.
+constexpr int WO = 2, WC = 2;
+
+struct GradLayout {
+  Layout s;               // one tile row's input side, C_in padded
+  index_t cin_pad, cout_pad;
+  index_t rows;           // tile rows per unit: >= 16 chunks of tiles between accumulator flushes
+  index_t v, grow, gz, acc;  // V and Gz of the unit's rows, dL/dz rows of one tile row, lane sums
+};
+GradLayout grad_layout(index_t cin, index_t cout, index_t wo) {
+  GradLayout g{};
+  g.cin_pad = (cin + WC - 1) / WC * WC;
+  g.cout_pad = (cout + WO - 1) / WO * WO;
+  g.s = layout(g.cin_pad, wo);
+  g.rows = std::max<index_t>(1, (16 + g.s.chunks - 1) / g.s.chunks);
+  g.v = g.rows * g.s.v;
+  g.grow = g.cout_pad * 2 * 2 * 2 * g.s.txp;  // [C_out][2 rows][part][parity][txp]
+  g.gz = g.rows * g.s.chunks * 16 * g.cout_pad * 2 * L;  // [chunk][16][C_out][(Gr, Gi)][L]
+  g.acc = 16 * g.cout_pad * g.cin_pad * 2 * L;  // [16][C_out][C_in][(re, im)][L]
+  return g;
+}
+
+// A dL/dz_tile A^T of one tile row (sample n, tile row ty) into gzb[chunk][16][C_out_pad][2][L];
+// tiles past Ho / Wo and the padding channels get zeros (their products then add nothing).
+template <typename T>
+__attribute__((always_inline)) inline void transform_grad(const WinogradWeightGradParams<T>& p, const GradLayout& g,
+                                                          index_t n, index_t ty, T* grow, T* gzb) {
+  using V = typename Vec<T>::type;
+  const index_t txp = g.s.txp, pairs = p.wo / 2;
+  for (index_t o = 0; o < g.cout_pad; ++o)
+    for (int dy = 0; dy < 2; ++dy)
+      for (int part = 0; part < 2; ++part) {
+        T* __restrict e = grow + ((o * 2 + dy) * 2 + part) * 2 * txp;  // even columns, then odd
+        T* __restrict od = e + txp;
+        std::fill(e, e + 2 * txp, T(0));
+        const index_t oy = 2 * ty + dy;
+        if (o >= p.cout || oy >= p.ho) continue;
+        const T* __restrict src = (part ? p.g_im : p.g_re) + n * p.g_batch + o * p.g_channel + oy * p.wo;
+        for (index_t i = 0; i < pairs; ++i) e[i] = src[2 * i], od[i] = src[2 * i + 1];
+        if (p.wo & 1) e[pairs] = src[2 * pairs];
+      }
+  for (index_t q = 0; q < g.s.chunks; ++q)
+    for (index_t o = 0; o < g.cout_pad; ++o)
+      for (int part = 0; part < 2; ++part) {
+        V d[2][2], r[4][2];
+        for (int dy = 0; dy < 2; ++dy)
+          for (int dx = 0; dx < 2; ++dx) d[dy][dx] = load<V>(grow + (((o * 2 + dy) * 2 + part) * 2 + dx) * txp + q * L);
+        for (int dx = 0; dx < 2; ++dx) {  // A d (rows), A = [1 0; 1 1; 1 -1; 0 -1]
+          r[0][dx] = d[0][dx];
+          r[1][dx] = d[0][dx] + d[1][dx];
+          r[2][dx] = d[0][dx] - d[1][dx];
+          r[3][dx] = -d[1][dx];
+        }
+        for (int i = 0; i < 4; ++i) {  // (A d) A^T (columns)
+          const V t[4] = {r[i][0], r[i][0] + r[i][1], r[i][0] - r[i][1], -r[i][1]};
+          for (int j = 0; j < 4; ++j) store(gzb + ((q * 16 + 4 * i + j) * g.cout_pad + o) * 2 * L + part * L, t[j]);
+        }
+      }
+}
+
+// One unit: `count` consecutive tile rows from flat row `first` (rows run over (n, ty)); their tile
+// sums conj(V) . Gz are added to this thread's lane accumulators acc.
+template <typename T>
+__attribute__((always_inline)) inline void grad_unit(const WinogradWeightGradParams<T>& p, const GradLayout& g,
+                                                     index_t first, index_t count, T* in, T* vb, T* grow, T* gzb,
+                                                     T* acc) {
+  using V = typename Vec<T>::type;
+  const index_t tiles_y = (p.ho + 1) / 2;
+  const InputRows<T> rows{p.x, nullptr, 2 * p.cin * p.h * p.w, 2 * p.h * p.w, p.cin, g.cin_pad,
+                          p.h, p.w, p.pad_h, p.pad_w};
+  for (index_t r = 0; r < count; ++r) {
+    const index_t n = (first + r) / tiles_y, ty = (first + r) % tiles_y;
+    transform_input(rows, g.s, n, ty, in, vb + r * g.s.v);
+    transform_grad(p, g, n, ty, grow, gzb + r * g.s.chunks * 16 * g.cout_pad * 2 * L);
+  }
+  const index_t nq = count * g.s.chunks;  // the rows' chunks are consecutive in vb and gzb
+  for (int xi = 0; xi < 16; ++xi)
+    for (index_t o = 0; o < g.cout_pad; o += WO)
+      for (index_t c = 0; c < g.cin_pad; c += WC) {
+        V a[WO][WC][2];
+        for (int i = 0; i < WO; ++i)
+          for (int j = 0; j < WC; ++j) a[i][j][0] = V{}, a[i][j][1] = V{};
+        for (index_t q = 0; q < nq; ++q) {
+          const T* gp = gzb + ((q * 16 + xi) * g.cout_pad + o) * 2 * L;
+          const T* vp = vb + ((q * 16 + xi) * g.cin_pad + c) * 2 * L;
+          V gr[WO], gi[WO], vr[WC], vi[WC];
+          for (int i = 0; i < WO; ++i) gr[i] = load<V>(gp + 2 * i * L), gi[i] = load<V>(gp + (2 * i + 1) * L);
+          for (int j = 0; j < WC; ++j) vr[j] = load<V>(vp + 2 * j * L), vi[j] = load<V>(vp + (2 * j + 1) * L);
+          for (int i = 0; i < WO; ++i)
+            for (int j = 0; j < WC; ++j) {  // Gz conj(V)
+              a[i][j][0] += gr[i] * vr[j];
+              a[i][j][0] += gi[i] * vi[j];
+              a[i][j][1] += gi[i] * vr[j];
+              a[i][j][1] -= gr[i] * vi[j];
+            }
+        }
+        for (int i = 0; i < WO; ++i)
+          for (int j = 0; j < WC; ++j)
+            for (int part = 0; part < 2; ++part) {
+              T* d = acc + (((xi * g.cout_pad + o + i) * g.cin_pad + c + j) * 2 + part) * L;
+              store(d, load<V>(d) + a[i][j][part]);
+            }
+      }
+}
+
+BK_CLONES void grad_unit_f(const WinogradWeightGradParams<float>& p, const GradLayout& g, index_t first,
+                           index_t count, float* in, float* vb, float* grow, float* gzb, float* acc) {
+  grad_unit<float>(p, g, first, count, in, vb, grow, gzb, acc);
+}
+BK_CLONES void grad_unit_d(const WinogradWeightGradParams<double>& p, const GradLayout& g, index_t first,
+                           index_t count, double* in, double* vb, double* grow, double* gzb, double* acc) {
+  grad_unit<double>(p, g, first, count, in, vb, grow, gzb, acc);
+}
+inline void run_grad_unit(const WinogradWeightGradParams<float>& p, const GradLayout& g, index_t first,
+                          index_t count, float* in, float* vb, float* grow, float* gzb, float* acc) {
+  grad_unit_f(p, g, first, count, in, vb, grow, gzb, acc);
+}
+inline void run_grad_unit(const WinogradWeightGradParams<double>& p, const GradLayout& g, index_t first,
+                          index_t count, double* in, double* vb, double* grow, double* gzb, double* acc) {
+  grad_unit_d(p, g, first, count, in, vb, grow, gzb, acc);
+}
+
 }  // namespace
 
 template <typename T>
@@ -301,8 +450,70 @@ index_t conv_winograd_scratch(index_t cin, index_t wo) {
   return s.in + s.v + s.out;
 }
 
+template <typename T>
+void conv_winograd_weight_grad(const WinogradWeightGradParams<T>& p) {
+  const GradLayout g = grad_layout(p.cin, p.cout, p.wo);
+  const index_t tiles_y = (p.ho + 1) / 2, rows = p.n * tiles_y, units = (rows + g.rows - 1) / g.rows;
+  // dU[16][C_out][C_in][(re, im)]: the tile sums, reduced over threads and lanes in double.
+  std::vector<double> du(static_cast<size_t>(16 * p.cout * p.cin * 2), 0.0);
+  if (units > 0 && p.wo > 0) {
+    const int nt = static_cast<int>(std::max<index_t>(1, std::min<index_t>(p.num_threads, units)));
+    std::vector<std::vector<T>> accs(nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      std::vector<T>& acc = accs[omp_get_thread_num()];
+      acc.assign(static_cast<size_t>(g.acc), T(0));
+      std::vector<T> scratch(static_cast<size_t>(g.s.in + g.v + g.grow + g.gz));
+      T* in = scratch.data();
+      T* vb = in + g.s.in;
+      T* grow = vb + g.v;
+      T* gzb = grow + g.grow;
+#pragma omp for schedule(static)
+      for (index_t u = 0; u < units; ++u)
+        run_grad_unit(p, g, u * g.rows, std::min(g.rows, rows - u * g.rows), in, vb, grow, gzb, acc.data());
+    }
+    for (const std::vector<T>& acc : accs) {
+      if (acc.empty()) continue;  // a thread the runtime did not start
+      for (int xi = 0; xi < 16; ++xi)
+        for (index_t o = 0; o < p.cout; ++o)
+          for (index_t c = 0; c < p.cin; ++c)
+            for (int part = 0; part < 2; ++part) {
+              const T* a = acc.data() + (((xi * g.cout_pad + o) * g.cin_pad + c) * 2 + part) * L;
+              double sum = 0;
+              for (int l = 0; l < L; ++l) sum += a[l];
+              du[((xi * p.cout + o) * p.cin + c) * 2 + part] += sum;
+            }
+    }
+  }
+  // dL/dW[o, c] = G^T dU G, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+  for (index_t o = 0; o < p.cout; ++o)
+    for (index_t c = 0; c < p.cin; ++c)
+      for (int part = 0; part < 2; ++part) {
+        double x[4][4], t[3][4];
+        for (int xi = 0; xi < 16; ++xi) x[xi / 4][xi % 4] = du[((xi * p.cout + o) * p.cin + c) * 2 + part];
+        for (int j = 0; j < 4; ++j) {
+          t[0][j] = x[0][j] + 0.5 * (x[1][j] + x[2][j]);
+          t[1][j] = 0.5 * (x[1][j] - x[2][j]);
+          t[2][j] = 0.5 * (x[1][j] + x[2][j]) + x[3][j];
+        }
+        for (int i = 0; i < 3; ++i) {
+          const double w[3] = {t[i][0] + 0.5 * (t[i][1] + t[i][2]), 0.5 * (t[i][1] - t[i][2]),
+                               0.5 * (t[i][1] + t[i][2]) + t[i][3]};
+          for (int j = 0; j < 3; ++j)
+            p.grad_weight[2 * (((o * p.cin + c) * 3 + i) * 3 + j) + part] = static_cast<T>(w[j]);
+        }
+      }
+}
+
+index_t conv_winograd_weight_grad_scratch(index_t cin, index_t cout, index_t wo) {
+  const GradLayout g = grad_layout(cin, cout, wo);
+  return g.s.in + g.v + g.grow + g.gz + g.acc;
+}
+
 template void conv_winograd_forward<float>(const WinogradParams<float>&);
 template void conv_winograd_forward<double>(const WinogradParams<double>&);
+template void conv_winograd_weight_grad<float>(const WinogradWeightGradParams<float>&);
+template void conv_winograd_weight_grad<double>(const WinogradWeightGradParams<double>&);
 
 }  // namespace cpu
 }  // namespace beamkernels

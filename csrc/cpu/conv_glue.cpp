@@ -141,13 +141,17 @@ bool pointwise(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef paddin
 // scratch (input rows and V of one row of tiles, ~100 B x C_in x W_out in float) is capped at 2 MB (L2 / L3
 // sized; the thesis and U-Net layers take 80-460 KB): wider or deeper layers keep oneDNN's convs.
 constexpr int64_t kWinogradMaxScratchBytes = int64_t(2) << 20;
-bool winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
-              int64_t elem_bytes) {
+bool winograd_shape(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups) {
   if (g.kh != 3 || g.kw != 3 || stride[0] != 1 || stride[1] != 1 || dilation[0] != 1 || dilation[1] != 1 ||
       groups != 1)
     return false;
   const int64_t tiles = (g.wo + 1) / 2, lanes = (tiles + kWinogradLanes - 1) / kWinogradLanes * kWinogradLanes;
-  return 3 * tiles >= 2 * lanes && cpu::conv_winograd_scratch(g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
+  return 3 * tiles >= 2 * lanes;
+}
+bool winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
+              int64_t elem_bytes) {
+  return winograd_shape(g, stride, dilation, groups) &&
+         cpu::conv_winograd_scratch(g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
 }
 
 // dL/dx of such a conv (padding <= 2) is the forward conv of dL/dz with w_t[c, o, i, j] =
@@ -188,6 +192,45 @@ at::Tensor winograd_dx_from_planes(const at::Tensor& planes, int64_t re_off, int
     cpu::conv_winograd_forward<scalar_t>(p);
   });
   return gx;
+}
+
+// dL/dW of the same convs on the Winograd weight-gradient kernel (WinogradWeightGradParams in
+// csrc/conv.h), from the backward prologue's planes and x, under the forward's shape rule, in place
+// of the interleaved formulation's real conv for 4 <= C_in < 16, with its per-thread scratch (the
+// lane sums of 16 C_in C_out products dominate) within the same 2 MB. Measured (the backward op
+// with dL/dW only, batch 32, 2 threads, steady heap, Intel Xeon AVX-512, two alternating runs, ms,
+// Winograd vs ATen's convs): at 36x144 5 -> 16 8.0-9.1 vs 14.5-14.7, 8 -> 16 10.0-10.1 vs 14.8,
+// 8 -> 8 4.9-5.0 vs 7.7, 4 -> 8 3.5-3.6 vs 7.4-7.6, 4 -> 4 2.1 vs 3.3, 8 -> 4 3.4-3.5 vs 3.5; 5 -> 16
+// at 18x72 2.0-2.2 vs 3.0-3.1; 12 -> 24 at 18x72 5.8-6.4 vs 8.2-8.6. Below 4 input channels oneDNN
+// was faster (3 -> 16 at 36x144 7.7 vs 4.3, 2 -> 8 2.0-2.1 vs 1.7); from 16, where the backward runs
+// Gauss's three real convs, those were as fast or faster (16 -> 16 at 36x144 20.0 vs 15.1-17.5, 16 -> 32
+// at 18x72 9.1-10.7 vs 6.5-6.8, 32 -> 32 at 18x72 12.1-12.2 vs 12.0-12.2).
+constexpr int64_t kWinogradDwMinChannels = 4;
+bool winograd_dw(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
+                 int64_t elem_bytes) {
+  if (g.cin < kWinogradDwMinChannels || use_gauss(g, groups, true)) return false;
+  return winograd_shape(g, stride, dilation, groups) &&
+         cpu::conv_winograd_weight_grad_scratch(g.cin, g.cout, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
+}
+
+// dL/dW [C_out, C_in, 3, 3] from dL/dz's real and imaginary planes (as winograd_dx_from_planes) and x.
+at::Tensor winograd_dw_from_planes(const at::Tensor& planes, int64_t re_off, int64_t im_off, int64_t batch,
+                                   int64_t channel, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
+                                   at::IntArrayRef padding) {
+  at::Tensor gw = at::empty(weight.sizes(), weight.options().memory_format(at::MemoryFormat::Contiguous));
+  AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd_dw", [&] {
+    WinogradWeightGradParams<scalar_t> p{};
+    p.n = g.n, p.cin = g.cin, p.h = g.h, p.w = g.w, p.cout = g.cout, p.ho = g.ho, p.wo = g.wo;
+    p.pad_h = padding[0], p.pad_w = padding[1];
+    p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
+    p.g_re = planes.data_ptr<scalar_t>() + re_off;
+    p.g_im = planes.data_ptr<scalar_t>() + im_off;
+    p.g_batch = batch, p.g_channel = channel;
+    p.grad_weight = reinterpret_cast<scalar_t*>(gw.data_ptr());
+    p.num_threads = at::get_num_threads();
+    cpu::conv_winograd_weight_grad<scalar_t>(p);
+  });
+  return gw;
 }
 
 // [3, N, C, H, W] planes in the Gauss layout: contiguous, or channels-last per plane (physically
@@ -362,7 +405,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   // for the interleaved formulation, Gauss's three planes (gR + gI, gI, gR), [N, C_out, Ho, Wo] or
   // channels-last.
   const bool point = g.n > 0 && pointwise(g, stride, padding, groups);
-  const bool gauss = !point && g.n > 0 && (output_mask[0] || output_mask[1]) && use_gauss(g, groups, true);
+  const int64_t elem = x.element_size() / 2;
+  // The Winograd kernels' candidates; when they cover every gradient asked for, no real conv runs
+  // and the prologue writes the interleaved formulation's planes.
+  const bool wdx = !point && g.n > 0 && output_mask[0] && winograd_dx(g, stride, padding, dilation, groups, elem);
+  const bool wdw = !point && g.n > 0 && output_mask[1] && winograd_dw(g, stride, dilation, groups, elem);
+  const bool all_winograd = (!output_mask[0] || wdx) && (!output_mask[1] || wdw);
+  const bool gauss = !point && g.n > 0 && (output_mask[0] || output_mask[1]) && !all_winograd &&
+                     use_gauss(g, groups, true);
   const bool nhwc = gauss && gauss_nhwc(g);
   const int64_t inner = g.ho * g.wo;
   at::Tensor grad_planar = gauss ? gauss_empty(g.n, g.cout, g.ho, g.wo, x.options().dtype(real_dtype(x)), nhwc)
@@ -405,28 +455,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
         gw = at::matmul(gz, x.view({g.n, g.cin, g.h * g.w}).mH()).sum(0).view({g.cout, g.cin, 1, 1});
       }
     } else if (gauss) {
-      // dL/dx on the Winograd kernel from Gauss's planes (dk3' = Re dL/dz, dk2 = Im dL/dz), or
-      // from the three real convs' data gradients.
-      const bool wdx = output_mask[0] && !nhwc &&
-                       winograd_dx(g, stride, padding, dilation, groups, x.element_size() / 2);
-      if (wdx) {
+      // dL/dx on the Winograd kernel from Gauss's planes (dk3' = Re dL/dz, dk2 = Im dL/dz) unless
+      // they are channels-last, or from the three real convs' data gradients; dL/dW from the latter
+      // (winograd_dw leaves Gauss's channel counts to them).
+      const bool gdx = output_mask[0] && !(wdx && !nhwc);
+      if (output_mask[0] && !gdx) {
         const int64_t plane = g.n * g.cout * inner;
         gx = winograd_dx_from_planes(grad_planar, 2 * plane, plane, g.cout * inner, inner, x, weight, g, padding);
       }
-      if ((output_mask[0] && !wdx) || output_mask[1])
-        gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, output_mask[0] && !wdx,
-                       output_mask[1], nhwc, gx, gw);
+      if (gdx || output_mask[1])
+        gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, gdx, output_mask[1], nhwc, gx, gw);
     } else {
-      // dL/dW from the interleaved formulation's real conv; dL/dx from a stride-1 block-real
-      // backward-data conv (measured single-threaded: as fast as the interleaved one's strided
-      // transposed conv for many channels, 1.4-2.7x faster for few channels or a small batch).
-      if (output_mask[1]) {
+      // dL/dW on the Winograd kernel or from the interleaved formulation's real conv; dL/dx on the
+      // Winograd kernel or from a stride-1 block-real backward-data conv (measured single-threaded: as
+      // fast as the interleaved one's strided transposed conv for many channels, 1.4-2.7x faster for
+      // few channels or a small batch).
+      if (wdw) {
+        gw = winograd_dw_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding);
+      } else if (output_mask[1]) {
         const at::Tensor gwr = std::get<1>(at::convolution_backward(
             grad_planar, real_view(x), real_weight(weight, dilation[1]), c10::nullopt, {stride[0], 2 * stride[1]},
             {padding[0], 2 * padding[1]}, {dilation[0], 1}, false, {0, 0}, groups, {false, true, false}));
         gw = complex_weight_grad(gwr, weight, dilation[1]);
       }
-      if (output_mask[0] && winograd_dx(g, stride, padding, dilation, groups, x.element_size() / 2)) {
+      if (wdx) {
         gx = winograd_dx_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding);
       } else if (output_mask[0]) {
         // Only the input's shape matters for the data gradient: an uninitialized placeholder.

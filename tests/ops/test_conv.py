@@ -148,7 +148,7 @@ def _gradcheck_mode(backend):
 @pytest.mark.parametrize("case,activation", [((1, 2, 3, 4, 5, 3, 2, 1, 1, 1), a) for a in (None, "modrelu", "cardioid")]
                          + [((2, 3, 4, 3, 5, 1, 1, 0, 1, 1), a) for a in (None, "modrelu")]
                          + [((1, 16, 3, 5, 6, 3, 1, 1, 1, 1), "modrelu")]  # CPU Gauss backward
-                         + [((1, 2, 3, 4, 22, 3, 1, 1, 1, 1), "modrelu")])  # CPU Winograd forward and dL/dx
+                         + [((1, 4, 3, 4, 22, 3, 1, 1, 1, 1), "modrelu")])  # CPU Winograd forward, dL/dx, dL/dW
 def test_conv2d_gradcheck_complex128(backend, device, case, activation):
     x, w, b, ab, kw = _inputs(case, torch.complex128, device, activation)
     tensors = [t for t in (x, w, b, ab) if t is not None]
@@ -280,32 +280,34 @@ def test_conv2d_cpu_channels_last_gauss(case, dtype):
 
 
 # The CPU runs 3x3 stride-1 one-group forwards with Winograd's F(2x2, 3x3) (csrc/cpu/conv_winograd.cpp)
-# when a row of 2x2 output tiles fills >= 2/3 of its 8-tile vectors (conv_glue.cpp: winograd), and
-# their dL/dx (a 3x3 stride-1 conv of dL/dz, read from the backward's planes: interleaved
-# formulation or Gauss's) when that conv passes the same rule and padding <= 2. Sizes here take the
-# forward path (checked below; all but odd-pad the dL/dx one too) and leave partial tiles (odd Ho /
-# Wo), partial vectors, partial blocks of 4 output channels, odd and large paddings, a single row of
-# tiles and many input channels.
+# when a row of 2x2 output tiles fills >= 2/3 of its 8-tile vectors (conv_glue.cpp: winograd), their
+# dL/dx (a 3x3 stride-1 conv of dL/dz, read from the backward's planes: interleaved formulation or
+# Gauss's) when that conv passes the same rule and padding <= 2, and their dL/dW (winograd_dw) for
+# 4 <= C_in < 16. Sizes here take the forward path (checked below; all but odd-pad the dL/dx one
+# too, all with 4 to 15 input channels the dL/dW one) and leave partial tiles (odd Ho / Wo), partial
+# vectors, partial register blocks (4 output channels forward; 2 x 2 channels in dL/dW), odd and
+# large paddings, a single row of tiles and many input channels.
 WINOGRAD_CASES = [(2, 5, 16, 36, 40, 3, 1, 1, 1, 1),      # the thesis's L1, narrower
-                  (3, 3, 7, 7, 21, 3, 1, 1, 1, 1),        # Ho 7, Wo 21: 11 tiles in 16 lanes; 7 = 4 + 3 channels
-                  (1, 2, 5, 6, 37, 3, 1, (0, 3), 1, 1),   # odd pad_w, Wo = 41: 3 vectors, the last partial
+                  (3, 4, 7, 7, 21, 3, 1, 1, 1, 1),        # Ho 7, Wo 21: 11 tiles in 16 lanes; 7 = 4 + 3 channels
+                  (1, 5, 5, 6, 37, 3, 1, (0, 3), 1, 1),   # odd pad_w, Wo = 41: 3 vectors, the last partial
                   (2, 40, 9, 5, 21, 3, 1, (2, 1), 1, 1),  # pad_h 2 > 1, many channels
-                  (1, 1, 1, 3, 13, 3, 1, (0, 1), 1, 1),   # one output row (half a tile row), one channel
+                  (1, 4, 1, 3, 13, 3, 1, (0, 1), 1, 1),   # one output row (half a tile row), one output channel
                   (2, 20, 6, 9, 24, 3, 1, 1, 1, 1)]       # Gauss backward (20 channels): dL/dx from its planes
 
 
-def _takes_winograd(case, dx: bool = False) -> bool:
-    """Mirror of conv_glue.cpp's winograd() (dx: winograd_dx()): guards these tests against a rule
-    change that would silently route them elsewhere."""
+def _takes_winograd(case, dx: bool = False, dw: bool = False) -> bool:
+    """Mirror of conv_glue.cpp's winograd() (dx: winograd_dx(); dw: winograd_dw()): guards these
+    tests against a rule change that would silently route them elsewhere."""
     n, cin, cout, h, w, k, s, p, d, g = case
     ph, pw = (p, p) if isinstance(p, int) else p
     wo = w if dx else w + 2 * pw - 2
     if dx and max(ph, pw) > 2:
         return False
+    if dw and not 4 <= cin < 16:
+        return False
     tiles = (wo + 1) // 2
     lanes = -(-tiles // 8) * 8
     return k == 3 and s == 1 and d == 1 and g == 1 and 3 * tiles >= 2 * lanes
-
 
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=["L1-narrow", "odd-out", "odd-pad", "cin40", "one-row", "gauss-bwd"])
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
@@ -314,6 +316,7 @@ def test_conv2d_cpu_winograd(case, dtype):
     if "cpu" not in beamkernels.available_backends(device):
         pytest.skip("the CPU backend is not built here")
     assert _takes_winograd(case) and _takes_winograd(case, dx=True) == (case[7] != (0, 3))
+    assert _takes_winograd(case, dw=True) == (case[1] < 16)
     for activation in ("modrelu", None, "cardioid"):
         x, w, b, ab, kw = _inputs(case, dtype, device, activation)
         ry, rw = _reductions(case)

@@ -137,8 +137,11 @@ std::vector<T> transform_weights(const WinogradParams<T>& p, index_t cout_pad) {
 }
 
 // The input side of one row of tiles (sample n, tile row ty): x's rows split by part and parity into
-// `in`, then V = B^T d B into vb[chunk][16][c_pad][(Vr, Vi)][L]. Channels c_valid <= c < c_pad are
-// zero (the weight gradient's register blocks pad C_in).
+// `in`, then V = B^T d B (Vr, Vi vectors) into vb. Channels c_valid <= c < c_pad are
+// zero (the weight gradient's register blocks pad C_in). V of chunk q, point xi, channel c goes to
+// vb + (q q_stride + xi xi_stride + c) 2 L: [chunk][16][C] for the forward, [16][chunk][C] for the
+// weight gradient (its tile sums then stream each point's chunks in order: power-of-two strides
+// between chunks mapped them to one L1 set).
 template <typename T>
 struct InputRows {
   const T* x;     // interleaved, or Re planes with x_im
@@ -148,7 +151,8 @@ struct InputRows {
 
 template <typename T>
 __attribute__((always_inline)) inline void transform_input(const InputRows<T>& p, const Layout& s, index_t n,
-                                                           index_t ty, T* in, T* vb) {
+                                                           index_t ty, T* in, T* vb, index_t q_stride,
+                                                           index_t xi_stride) {
   using V = typename Vec<T>::type;
   const index_t sw = s.sw;
   // 1. The 4 input rows 2 ty - pad_h + r, zero-padded: in[c][r][part][parity][k] = x[c, row, 2 k + parity - pad_w].
@@ -207,10 +211,9 @@ __attribute__((always_inline)) inline void transform_input(const InputRows<T>& p
           t[part][i][3] = d[i][1] - d[i][3];
         }
       }
-      for (int xi = 0; xi < 16; ++xi) {
-        T* d = vb + ((q * 16 + xi) * p.c_pad + c) * 2 * L;
+      T* d = vb + (q * q_stride + c) * 2 * L;
+      for (int xi = 0; xi < 16; ++xi, d += xi_stride * 2 * L)
         store(d, t[0][xi / 4][xi % 4]), store(d + L, t[1][xi / 4][xi % 4]);
-      }
     }
 }
 
@@ -222,7 +225,7 @@ __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, cons
   using V = typename Vec<T>::type;
   using Mask = typename Vec<T>::mask;
   transform_input(InputRows<T>{p.x, p.x_im, p.x_batch, p.x_channel, p.cin, p.cin, p.h, p.w, p.pad_h, p.pad_w}, s, n,
-                  ty, in, vb);
+                  ty, in, vb, 16 * p.cin, p.cin);
   // 3. Per block of OB output channels: products, output transform, epilogue.
   const index_t row_len = 2 * s.txp;
   for (index_t ob = 0; ob < p.cout; ob += OB) {
@@ -320,16 +323,16 @@ GradLayout grad_layout(index_t cin, index_t cout, index_t wo) {
   g.rows = std::max<index_t>(1, (16 + g.s.chunks - 1) / g.s.chunks);
   g.v = g.rows * g.s.v;
   g.grow = g.cout_pad * 2 * 2 * 2 * g.s.txp;  // [C_out][2 rows][part][parity][txp]
-  g.gz = g.rows * g.s.chunks * 16 * g.cout_pad * 2 * L;  // [chunk][16][C_out][(Gr, Gi)][L]
+  g.gz = g.rows * g.s.chunks * 16 * g.cout_pad * 2 * L;  // [16][chunk][C_out][(Gr, Gi)][L]
   g.acc = 16 * g.cout_pad * g.cin_pad * 2 * L;  // [16][C_out][C_in][(re, im)][L]
   return g;
 }
 
-// A dL/dz_tile A^T of one tile row (sample n, tile row ty) into gzb[chunk][16][C_out_pad][2][L];
+// A dL/dz_tile A^T of one tile row (sample n, tile row ty) into gzb[16][nq_cap][C_out_pad][2][L];
 // tiles past Ho / Wo and the padding channels get zeros (their products then add nothing).
 template <typename T>
 __attribute__((always_inline)) inline void transform_grad(const WinogradWeightGradParams<T>& p, const GradLayout& g,
-                                                          index_t n, index_t ty, T* grow, T* gzb) {
+                                                          index_t n, index_t ty, T* grow, T* gzb, index_t nq_cap) {
   using V = typename Vec<T>::type;
   const index_t txp = g.s.txp, pairs = p.wo / 2;
   for (index_t o = 0; o < g.cout_pad; ++o)
@@ -344,21 +347,26 @@ __attribute__((always_inline)) inline void transform_grad(const WinogradWeightGr
         for (index_t i = 0; i < pairs; ++i) e[i] = src[2 * i], od[i] = src[2 * i + 1];
         if (p.wo & 1) e[pairs] = src[2 * pairs];
       }
+  const index_t xs = nq_cap * g.cout_pad * 2 * L;  // between Winograd points in gzb
   for (index_t q = 0; q < g.s.chunks; ++q)
     for (index_t o = 0; o < g.cout_pad; ++o)
       for (int part = 0; part < 2; ++part) {
+        const T* src = grow + (o * 4 + part) * 2 * txp;  // rows dy at + 4 dy txp, parity dx at + dx txp
         V d[2][2], r[4][2];
         for (int dy = 0; dy < 2; ++dy)
-          for (int dx = 0; dx < 2; ++dx) d[dy][dx] = load<V>(grow + (((o * 2 + dy) * 2 + part) * 2 + dx) * txp + q * L);
+          for (int dx = 0; dx < 2; ++dx) d[dy][dx] = load<V>(src + (4 * dy + dx) * txp + q * L);
         for (int dx = 0; dx < 2; ++dx) {  // A d (rows), A = [1 0; 1 1; 1 -1; 0 -1]
           r[0][dx] = d[0][dx];
           r[1][dx] = d[0][dx] + d[1][dx];
           r[2][dx] = d[0][dx] - d[1][dx];
           r[3][dx] = -d[1][dx];
         }
-        for (int i = 0; i < 4; ++i) {  // (A d) A^T (columns)
-          const V t[4] = {r[i][0], r[i][0] + r[i][1], r[i][0] - r[i][1], -r[i][1]};
-          for (int j = 0; j < 4; ++j) store(gzb + ((q * 16 + 4 * i + j) * g.cout_pad + o) * 2 * L + part * L, t[j]);
+        T* dst = gzb + (q * g.cout_pad + o) * 2 * L + part * L;
+        for (int i = 0; i < 4; ++i) {  // (A d) A^T (columns), points xi = 4 i + j
+          store(dst, r[i][0]), dst += xs;
+          store(dst, r[i][0] + r[i][1]), dst += xs;
+          store(dst, r[i][0] - r[i][1]), dst += xs;
+          store(dst, -r[i][1]), dst += xs;
         }
       }
 }
@@ -370,13 +378,13 @@ __attribute__((always_inline)) inline void grad_unit(const WinogradWeightGradPar
                                                      index_t first, index_t count, T* in, T* vb, T* grow, T* gzb,
                                                      T* acc) {
   using V = typename Vec<T>::type;
-  const index_t tiles_y = (p.ho + 1) / 2;
+  const index_t tiles_y = (p.ho + 1) / 2, nq_cap = g.rows * g.s.chunks;
   const InputRows<T> rows{p.x, nullptr, 2 * p.cin * p.h * p.w, 2 * p.h * p.w, p.cin, g.cin_pad,
                           p.h, p.w, p.pad_h, p.pad_w};
   for (index_t r = 0; r < count; ++r) {
     const index_t n = (first + r) / tiles_y, ty = (first + r) % tiles_y;
-    transform_input(rows, g.s, n, ty, in, vb + r * g.s.v);
-    transform_grad(p, g, n, ty, grow, gzb + r * g.s.chunks * 16 * g.cout_pad * 2 * L);
+    transform_input(rows, g.s, n, ty, in, vb + r * g.s.chunks * g.cin_pad * 2 * L, g.cin_pad, nq_cap * g.cin_pad);
+    transform_grad(p, g, n, ty, grow, gzb + r * g.s.chunks * g.cout_pad * 2 * L, nq_cap);
   }
   const index_t nq = count * g.s.chunks;  // the rows' chunks are consecutive in vb and gzb
   for (int xi = 0; xi < 16; ++xi)
@@ -386,8 +394,8 @@ __attribute__((always_inline)) inline void grad_unit(const WinogradWeightGradPar
         for (int i = 0; i < WO; ++i)
           for (int j = 0; j < WC; ++j) a[i][j][0] = V{}, a[i][j][1] = V{};
         for (index_t q = 0; q < nq; ++q) {
-          const T* gp = gzb + ((q * 16 + xi) * g.cout_pad + o) * 2 * L;
-          const T* vp = vb + ((q * 16 + xi) * g.cin_pad + c) * 2 * L;
+          const T* gp = gzb + ((xi * nq_cap + q) * g.cout_pad + o) * 2 * L;
+          const T* vp = vb + ((xi * nq_cap + q) * g.cin_pad + c) * 2 * L;
           V gr[WO], gi[WO], vr[WC], vi[WC];
           for (int i = 0; i < WO; ++i) gr[i] = load<V>(gp + 2 * i * L), gi[i] = load<V>(gp + (2 * i + 1) * L);
           for (int j = 0; j < WC; ++j) vr[j] = load<V>(vp + 2 * j * L), vi[j] = load<V>(vp + (2 * j + 1) * L);

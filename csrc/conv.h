@@ -84,11 +84,11 @@ struct GaussSplitParams {
 // Networks", CVPR 2016): per 2x2 output tile Y = A^T [sum_c (G w G^T) . (B^T d B)] A, 16 complex
 // products per input channel instead of 36; the bias and activation epilogue is fused, y written
 // interleaved and z (when non-null) as planes.
-// Output tiles per SIMD vector of the Winograd kernel (tiles run along the output's width).
-constexpr int kWinogradLanes = 8;
-
 template <typename T>
 struct WinogradParams {
+  // Output tiles per SIMD vector (tiles run along the output's width): 8 (an AVX2 register of
+  // floats) or 16 (an AVX-512 one; only where cpu::conv_winograd_max_lanes() is 16).
+  int lanes;
   Activation act;
   index_t n, cin, h, w, cout, ho, wo;  // ho = h + 2 pad_h - 2, wo = w + 2 pad_w - 2
   index_t pad_h, pad_w;
@@ -112,6 +112,7 @@ struct WinogradParams {
 // 16 complex products per tile and channel pair, like the forward; the tile sums run in SIMD lanes.
 template <typename T>
 struct WinogradWeightGradParams {
+  int lanes;  // as WinogradParams::lanes
   index_t n, cin, h, w, cout, ho, wo;  // ho = h + 2 pad_h - 2, wo = w + 2 pad_w - 2
   index_t pad_h, pad_w;
   const T* x;  // interleaved complex [N, C_in, H, W], contiguous

@@ -133,7 +133,13 @@ bool pointwise(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef paddin
 }
 
 // Winograd F(2x2, 3x3) forward (csrc/cpu/conv_winograd.cpp): 3x3, stride 1, dilation 1, one group,
-// when a row of 2x2 output tiles fills at least 2/3 of its 8-tile SIMD vectors. Measured forward
+// when a row of 2x2 output tiles fills at least 2/3 of its SIMD vectors: of 16 tiles where the CPU
+// has AVX-512, else (or when 16 do not fill) of 8. Returns the lanes, 0 for another formulation.
+// 16 lanes against 8 on the same shapes (batch 32, 2 threads, steady heap, Intel Xeon AVX-512, two
+// runs of 12 alternating calls, ms): forward with modReLU 5 -> 16 at 36x144 4.4-4.6 vs 5.3-5.4,
+// 16 -> 16 12.3 vs 14.0-14.4, 16 -> 10 9.3-10.1 vs 10.3-11.1; 16 -> 32 at 18x72 6.3-6.6 vs 7.7-7.9,
+// 32 -> 32 11.4-12.2 vs 12.7-13.9, 64 -> 32 23.2-25.0 vs 27.8-30.9; dL/dx 1.00-1.18x faster likewise.
+// The weight gradient stays at 8 (winograd_dw). Measured forward
 // (modReLU and none, batch 32, 2 threads, steady heap, AMD EPYC Zen 3 AVX2, two alternating runs):
 // thesis L1 5 -> 16 at 36x144 (72 tiles per row: all lanes used) 7.3-9.6 vs 11.9-15.3 ms, L2
 // 16 -> 32 at 18x72 (36 of 40 lanes) 8.0-9.3 vs 14.8-18.8 ms, L3 32 -> 64 at 9x36 (18 of 24) 10.3-11.0
@@ -141,17 +147,25 @@ bool pointwise(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef paddin
 // scratch (input rows and V of one row of tiles, ~100 B x C_in x W_out in float) is capped at 2 MB (L2 / L3
 // sized; the thesis and U-Net layers take 80-460 KB): wider or deeper layers keep oneDNN's convs.
 constexpr int64_t kWinogradMaxScratchBytes = int64_t(2) << 20;
-bool winograd_shape(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups) {
+// `fits(lanes)`: the kernel's scratch at that width within its cap.
+template <typename Fits>
+int winograd_lanes(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups, int max_lanes,
+                   Fits fits) {
   if (g.kh != 3 || g.kw != 3 || stride[0] != 1 || stride[1] != 1 || dilation[0] != 1 || dilation[1] != 1 ||
       groups != 1)
-    return false;
-  const int64_t tiles = (g.wo + 1) / 2, lanes = (tiles + kWinogradLanes - 1) / kWinogradLanes * kWinogradLanes;
-  return 3 * tiles >= 2 * lanes;
+    return 0;
+  const int64_t tiles = (g.wo + 1) / 2;
+  for (const int l : {max_lanes, 8}) {
+    const int64_t lanes = (tiles + l - 1) / l * l;
+    if (3 * tiles >= 2 * lanes && fits(l)) return l;
+  }
+  return 0;
 }
-bool winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
-              int64_t elem_bytes) {
-  return winograd_shape(g, stride, dilation, groups) &&
-         cpu::conv_winograd_scratch(g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
+int winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
+             int64_t elem_bytes) {
+  return winograd_lanes(g, stride, dilation, groups, cpu::conv_winograd_max_lanes(), [&](int l) {
+    return cpu::conv_winograd_scratch(l, g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
+  });
 }
 
 // dL/dx of such a conv (padding <= 2) is the forward conv of dL/dz with w_t[c, o, i, j] =
@@ -164,9 +178,9 @@ bool winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilatio
 // vs 23.7-35.9; 64 -> 32 31.2-33.6 vs 42.8-48.6; at 9x36 32 -> 64 11.8-12.8 vs 12.9-14.4, 64 -> 64
 // 20.9-21.5 vs 19.6-33.1, 128 -> 64 (8192 pairs, excluded) 39.2-41.0 vs 35.9-39.1.
 constexpr int64_t kWinogradDxMaxChannelPairs = 4096;
-bool winograd_dx(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                 int64_t groups, int64_t elem_bytes) {
-  if (padding[0] > 2 || padding[1] > 2 || g.cin * g.cout > kWinogradDxMaxChannelPairs) return false;
+int winograd_dx(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                int64_t groups, int64_t elem_bytes) {
+  if (padding[0] > 2 || padding[1] > 2 || g.cin * g.cout > kWinogradDxMaxChannelPairs) return 0;
   const Geometry d{g.n, g.cout, g.ho, g.wo, g.cin, g.kh, g.kw, g.h, g.w};
   return winograd(d, stride, dilation, groups, elem_bytes);
 }
@@ -175,11 +189,12 @@ bool winograd_dx(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef padd
 // of sample n at n * batch + o * channel elements from re / im).
 at::Tensor winograd_dx_from_planes(const at::Tensor& planes, int64_t re_off, int64_t im_off, int64_t batch,
                                    int64_t channel, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
-                                   at::IntArrayRef padding) {
+                                   at::IntArrayRef padding, int lanes) {
   at::Tensor gx = empty_huge({g.n, g.cin, g.h, g.w}, x.options());
   const at::Tensor wt = at::conj_physical(weight.transpose(0, 1).flip({2, 3})).contiguous();  // [C_in, C_out, 3, 3]
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd_dx", [&] {
     WinogradParams<scalar_t> p{};
+    p.lanes = lanes;
     p.act = Activation::kNone;
     p.n = g.n, p.cin = g.cout, p.h = g.ho, p.w = g.wo, p.cout = g.cin, p.ho = g.h, p.wo = g.w;
     p.pad_h = 2 - padding[0], p.pad_w = 2 - padding[1];
@@ -204,22 +219,26 @@ at::Tensor winograd_dx_from_planes(const at::Tensor& planes, int64_t re_off, int
 // at 18x72 2.0-2.2 vs 3.0-3.1; 12 -> 24 at 18x72 5.8-6.4 vs 8.2-8.6. Below 4 input channels oneDNN
 // was faster (3 -> 16 at 36x144 7.7 vs 4.3, 2 -> 8 2.0-2.1 vs 1.7); from 16, where the backward runs
 // Gauss's three real convs, those were as fast or faster (16 -> 16 at 36x144 20.0 vs 15.1-17.5, 16 -> 32
-// at 18x72 9.1-10.7 vs 6.5-6.8, 32 -> 32 at 18x72 12.1-12.2 vs 12.0-12.2).
+// at 18x72 9.1-10.7 vs 6.5-6.8, 32 -> 32 at 18x72 12.1-12.2 vs 12.0-12.2). Always 8 lanes: 16 measured
+// slower (5 -> 16 at 36x144 12.7 vs 9.3-9.5, 8 -> 16 15.1-16.1 vs 10.9-11.7, 4 -> 8 5.2-5.3 vs 3.7-4.2;
+// 12 -> 24 at 18x72 6.6-6.7 vs 6.1-6.3).
 constexpr int64_t kWinogradDwMinChannels = 4;
-bool winograd_dw(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
-                 int64_t elem_bytes) {
-  if (g.cin < kWinogradDwMinChannels || use_gauss(g, groups, true)) return false;
-  return winograd_shape(g, stride, dilation, groups) &&
-         cpu::conv_winograd_weight_grad_scratch(g.cin, g.cout, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
+int winograd_dw(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
+                int64_t elem_bytes) {
+  if (g.cin < kWinogradDwMinChannels || use_gauss(g, groups, true)) return 0;
+  return winograd_lanes(g, stride, dilation, groups, 8, [&](int l) {
+    return cpu::conv_winograd_weight_grad_scratch(l, g.cin, g.cout, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
+  });
 }
 
 // dL/dW [C_out, C_in, 3, 3] from dL/dz's real and imaginary planes (as winograd_dx_from_planes) and x.
 at::Tensor winograd_dw_from_planes(const at::Tensor& planes, int64_t re_off, int64_t im_off, int64_t batch,
                                    int64_t channel, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
-                                   at::IntArrayRef padding) {
+                                   at::IntArrayRef padding, int lanes) {
   at::Tensor gw = at::empty(weight.sizes(), weight.options().memory_format(at::MemoryFormat::Contiguous));
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd_dw", [&] {
     WinogradWeightGradParams<scalar_t> p{};
+    p.lanes = lanes;
     p.n = g.n, p.cin = g.cin, p.h = g.h, p.w = g.w, p.cout = g.cout, p.ho = g.ho, p.wo = g.wo;
     p.pad_h = padding[0], p.pad_w = padding[1];
     p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
@@ -329,13 +348,15 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d(const at::Tensor& x_in, const 
   const at::Tensor act_bias = act_bias_in.has_value() ? act_bias_in->contiguous() : at::Tensor();
   at::Tensor planar;
   std::array<at::Tensor, 3> k;  // Gauss's three conv outputs
-  if (g.n > 0 && winograd(g, stride, dilation, groups, x.element_size() / 2)) {
+  const int lanes = g.n > 0 ? winograd(g, stride, dilation, groups, x.element_size() / 2) : 0;
+  if (lanes) {
     at::Tensor y = empty_huge({g.n, g.cout, g.ho, g.wo}, x.options());
     at::Tensor z = need_z ? empty_huge({g.n, 2 * g.cout, g.ho, g.wo}, x.options().dtype(real_dtype(x)))
                           : at::empty({0}, x.options().dtype(real_dtype(x)));
     const at::Tensor w = weight.contiguous();
     AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd", [&] {
       WinogradParams<scalar_t> p{};
+      p.lanes = lanes;
       p.act = static_cast<Activation>(activation);
       p.n = g.n, p.cin = g.cin, p.h = g.h, p.w = g.w, p.cout = g.cout, p.ho = g.ho, p.wo = g.wo;
       p.pad_h = padding[0], p.pad_w = padding[1];
@@ -408,8 +429,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   const int64_t elem = x.element_size() / 2;
   // The Winograd kernels' candidates; when they cover every gradient asked for, no real conv runs
   // and the prologue writes the interleaved formulation's planes.
-  const bool wdx = !point && g.n > 0 && output_mask[0] && winograd_dx(g, stride, padding, dilation, groups, elem);
-  const bool wdw = !point && g.n > 0 && output_mask[1] && winograd_dw(g, stride, dilation, groups, elem);
+  // (their SIMD lanes; 0: not this formulation)
+  const int wdx = !point && g.n > 0 && output_mask[0] ? winograd_dx(g, stride, padding, dilation, groups, elem) : 0;
+  const int wdw = !point && g.n > 0 && output_mask[1] ? winograd_dw(g, stride, dilation, groups, elem) : 0;
   const bool all_winograd = (!output_mask[0] || wdx) && (!output_mask[1] || wdw);
   const bool gauss = !point && g.n > 0 && (output_mask[0] || output_mask[1]) && !all_winograd &&
                      use_gauss(g, groups, true);
@@ -461,7 +483,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
       const bool gdx = output_mask[0] && !(wdx && !nhwc);
       if (output_mask[0] && !gdx) {
         const int64_t plane = g.n * g.cout * inner;
-        gx = winograd_dx_from_planes(grad_planar, 2 * plane, plane, g.cout * inner, inner, x, weight, g, padding);
+        gx = winograd_dx_from_planes(grad_planar, 2 * plane, plane, g.cout * inner, inner, x, weight, g, padding, wdx);
       }
       if (gdx || output_mask[1])
         gauss_backward(grad_planar, x, weight, g, stride, padding, dilation, groups, gdx, output_mask[1], nhwc, gx, gw);
@@ -471,7 +493,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
       // fast as the interleaved one's strided transposed conv for many channels, 1.4-2.7x faster for
       // few channels or a small batch).
       if (wdw) {
-        gw = winograd_dw_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding);
+        gw = winograd_dw_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding, wdw);
       } else if (output_mask[1]) {
         const at::Tensor gwr = std::get<1>(at::convolution_backward(
             grad_planar, real_view(x), real_weight(weight, dilation[1]), c10::nullopt, {stride[0], 2 * stride[1]},
@@ -479,7 +501,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
         gw = complex_weight_grad(gwr, weight, dilation[1]);
       }
       if (wdx) {
-        gx = winograd_dx_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding);
+        gx = winograd_dx_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding, wdx);
       } else if (output_mask[0]) {
         // Only the input's shape matters for the data gradient: an uninitialized placeholder.
         const at::Tensor shape_only = at::empty({g.n, 2 * g.cin, g.h, g.w}, planar.options());

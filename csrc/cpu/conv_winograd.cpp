@@ -16,7 +16,7 @@
 // rows are copied once into a zero-padded scratch split by part and column parity (so that the
 // patches of L consecutive tiles are L consecutive values: SIMD along tiles), V is formed for the
 // whole tile row, then for each block of OB output channels the products run in registers (GCC
-// vector extensions: 8 lanes, one AVX2 register of floats) and the 2x2 tiles land in two output
+// vector extensions: L = 8 or 16 lanes, see WinogradParams::lanes) and the 2x2 tiles land in two output
 // rows per channel that the fused epilogue's row function turns into y (and z's planes).
 //
 // Weight gradient (WinogradWeightGradParams in conv.h): dL/dW = G^T [sum over tiles of conj(V) .
@@ -43,36 +43,38 @@ namespace beamkernels {
 namespace cpu {
 namespace {
 
-constexpr int L = kWinogradLanes;  // tiles per vector
 constexpr int OB = 4;  // output channels per register block (2 OB accumulators, 2 inputs, 2 broadcasts)
 
-typedef float vf __attribute__((vector_size(L * sizeof(float))));
-typedef double vd __attribute__((vector_size(L * sizeof(double))));
-typedef int vi32 __attribute__((vector_size(L * sizeof(int))));
-typedef long long vi64 __attribute__((vector_size(L * sizeof(long long))));
-template <typename T>
-struct Vec;
-template <>
-struct Vec<float> {
-  using type = vf;
-  using mask = vi32;
-};
-template <>
-struct Vec<double> {
-  using type = vd;
-  using mask = vi64;
+// L tiles per vector (GCC vector extensions): 8 (one AVX2 register of floats) or 16 (one AVX-512
+// register), picked at run time by conv_winograd_lanes().
+template <typename T, int L>
+struct Vec {
+  typedef T type __attribute__((vector_size(L * sizeof(T))));
+  typedef std::conditional_t<sizeof(T) == 4, int, long long> mask_elem;
+  typedef mask_elem mask __attribute__((vector_size(L * sizeof(T))));
 };
 
 // (y0[0], y1[0], y0[1], y1[1], ...): the low half (hi = false) or the high half of the interleave.
-template <typename V, typename Mask>
+template <int L, typename V, typename Mask>
 __attribute__((always_inline)) inline V interleave(const V& y0, const V& y1, bool hi) {
+  if constexpr (L == 8) {
 #if defined(__clang__)
-  return hi ? __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15)
-            : __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
+    return hi ? __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15)
+              : __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
 #else
-  return hi ? __builtin_shuffle(y0, y1, Mask{4, 12, 5, 13, 6, 14, 7, 15})
-            : __builtin_shuffle(y0, y1, Mask{0, 8, 1, 9, 2, 10, 3, 11});
+    return hi ? __builtin_shuffle(y0, y1, Mask{4, 12, 5, 13, 6, 14, 7, 15})
+              : __builtin_shuffle(y0, y1, Mask{0, 8, 1, 9, 2, 10, 3, 11});
 #endif
+  } else {
+    static_assert(L == 16, "8 or 16 lanes");
+#if defined(__clang__)
+    return hi ? __builtin_shufflevector(y0, y1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+              : __builtin_shufflevector(y0, y1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+#else
+    return hi ? __builtin_shuffle(y0, y1, Mask{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
+              : __builtin_shuffle(y0, y1, Mask{0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23});
+#endif
+  }
 }
 
 template <typename V, typename T>
@@ -91,6 +93,7 @@ struct Layout {
   index_t chunks, txp, sw;  // vectors of L tiles per tile row, their tiles, scratch row stride
   index_t in, v, out;
 };
+template <int L>
 Layout layout(index_t cin, index_t wo) {
   Layout s{};
   const index_t tiles = (wo + 1) / 2;
@@ -149,11 +152,11 @@ struct InputRows {
   index_t batch, channel, c_valid, c_pad, h, w, pad_h, pad_w;
 };
 
-template <typename T>
+template <typename T, int L>
 __attribute__((always_inline)) inline void transform_input(const InputRows<T>& p, const Layout& s, index_t n,
                                                            index_t ty, T* in, T* vb, index_t q_stride,
                                                            index_t xi_stride) {
-  using V = typename Vec<T>::type;
+  using V = typename Vec<T, L>::type;
   const index_t sw = s.sw;
   // 1. The 4 input rows 2 ty - pad_h + r, zero-padded: in[c][r][part][parity][k] = x[c, row, 2 k + parity - pad_w].
   //    Column ix sits at padded column ix + pad_w: even ix at parity par = pad_w & 1, index pad_w / 2 + ix / 2;
@@ -218,13 +221,13 @@ __attribute__((always_inline)) inline void transform_input(const InputRows<T>& p
 }
 
 // One unit of the forward (sample n, tile row ty).
-template <typename T>
+template <typename T, int L>
 __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, const Layout& s, const T* U,
                                                 index_t cout_pad, ConvForwardRowFn<T> row_fn, index_t n, index_t ty,
                                                 T* in, T* vb, T* out) {
-  using V = typename Vec<T>::type;
-  using Mask = typename Vec<T>::mask;
-  transform_input(InputRows<T>{p.x, p.x_im, p.x_batch, p.x_channel, p.cin, p.cin, p.h, p.w, p.pad_h, p.pad_w}, s, n,
+  using V = typename Vec<T, L>::type;
+  using Mask = typename Vec<T, L>::mask;
+  transform_input<T, L>(InputRows<T>{p.x, p.x_im, p.x_batch, p.x_channel, p.cin, p.cin, p.h, p.w, p.pad_h, p.pad_w}, s, n,
                   ty, in, vb, 16 * p.cin, p.cin);
   // 3. Per block of OB output channels: products, output transform, epilogue.
   const index_t row_len = 2 * s.txp;
@@ -260,8 +263,8 @@ __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, cons
           for (int dy = 0; dy < 2; ++dy) {  // (A^T M) A (columns), pixels 2 t and 2 t + 1 interleaved
             const V y0 = r[dy][0] + r[dy][1] + r[dy][2], y1 = r[dy][1] - r[dy][2] - r[dy][3];
             T* d = out + ((o * 2 + dy) * 2 + part) * row_len + 2 * q * L;
-            store(d, interleave<V, Mask>(y0, y1, false));
-            store(d + L, interleave<V, Mask>(y0, y1, true));
+            store(d, interleave<L, V, Mask>(y0, y1, false));
+            store(d + L, interleave<L, V, Mask>(y0, y1, true));
           }
         }
     }
@@ -285,23 +288,28 @@ __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, cons
   }
 }
 
-// Non-template entry points so that target_clones applies (GCC does not clone templates).
-BK_CLONES void unit_f(const WinogradParams<float>& p, const Layout& s, const float* U, index_t cout_pad,
-                      ConvForwardRowFn<float> row_fn, index_t n, index_t ty, float* in, float* vb, float* out) {
-  unit<float>(p, s, U, cout_pad, row_fn, n, ty, in, vb, out);
-}
-BK_CLONES void unit_d(const WinogradParams<double>& p, const Layout& s, const double* U, index_t cout_pad,
-                      ConvForwardRowFn<double> row_fn, index_t n, index_t ty, double* in, double* vb, double* out) {
-  unit<double>(p, s, U, cout_pad, row_fn, n, ty, in, vb, out);
-}
-inline void run_unit(const WinogradParams<float>& p, const Layout& s, const float* U, index_t cout_pad,
-                     ConvForwardRowFn<float> f, index_t n, index_t ty, float* in, float* vb, float* out) {
-  unit_f(p, s, U, cout_pad, f, n, ty, in, vb, out);
-}
-inline void run_unit(const WinogradParams<double>& p, const Layout& s, const double* U, index_t cout_pad,
-                     ConvForwardRowFn<double> f, index_t n, index_t ty, double* in, double* vb, double* out) {
-  unit_d(p, s, U, cout_pad, f, n, ty, in, vb, out);
-}
+// Non-template entry points, so that target_clones applies (GCC does not clone templates): 8 lanes
+// cloned for AVX-512, AVX2 and baseline x86-64; 16 lanes compiled for AVX-512 only and called only
+// where conv_winograd_lanes() found it.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define BK_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma")))
+#else
+#define BK_AVX512
+#endif
+#define BK_WINOGRAD_ENTRY(ATTR, NAME, T, LANES)                                                                  \
+  ATTR void NAME(const WinogradParams<T>& p, const Layout& s, const T* U, index_t cout_pad,                     \
+                 ConvForwardRowFn<T> row_fn, index_t n, index_t ty, T* in, T* vb, T* out) {                    \
+    unit<T, LANES>(p, s, U, cout_pad, row_fn, n, ty, in, vb, out);                                               \
+  }
+BK_WINOGRAD_ENTRY(BK_CLONES, unit_f8, float, 8)
+BK_WINOGRAD_ENTRY(BK_CLONES, unit_d8, double, 8)
+BK_WINOGRAD_ENTRY(BK_AVX512, unit_f16, float, 16)
+BK_WINOGRAD_ENTRY(BK_AVX512, unit_d16, double, 16)
+template <typename T>
+using UnitFn = void (*)(const WinogradParams<T>&, const Layout&, const T*, index_t, ConvForwardRowFn<T>, index_t,
+                        index_t, T*, T*, T*);
+UnitFn<float> unit_fn(int lanes, float) { return lanes == 16 ? unit_f16 : unit_f8; }
+UnitFn<double> unit_fn(int lanes, double) { return lanes == 16 ? unit_d16 : unit_d8; }
 
 // ---- Weight gradient (WinogradWeightGradParams in conv.h) ----
 // Register block of the tile sums: WO output x WC input channels, 2 WO WC accumulators over the
@@ -315,11 +323,12 @@ struct GradLayout {
   index_t rows;           // tile rows per unit: >= 16 chunks of tiles between accumulator flushes
   index_t v, grow, gz, acc;  // V and Gz of the unit's rows, dL/dz rows of one tile row, lane sums
 };
+template <int L>
 GradLayout grad_layout(index_t cin, index_t cout, index_t wo) {
   GradLayout g{};
   g.cin_pad = (cin + WC - 1) / WC * WC;
   g.cout_pad = (cout + WO - 1) / WO * WO;
-  g.s = layout(g.cin_pad, wo);
+  g.s = layout<L>(g.cin_pad, wo);
   g.rows = std::max<index_t>(1, (16 + g.s.chunks - 1) / g.s.chunks);
   g.v = g.rows * g.s.v;
   g.grow = g.cout_pad * 2 * 2 * 2 * g.s.txp;  // [C_out][2 rows][part][parity][txp]
@@ -330,10 +339,10 @@ GradLayout grad_layout(index_t cin, index_t cout, index_t wo) {
 
 // A dL/dz_tile A^T of one tile row (sample n, tile row ty) into gzb[16][nq_cap][C_out_pad][2][L];
 // tiles past Ho / Wo and the padding channels get zeros (their products then add nothing).
-template <typename T>
+template <typename T, int L>
 __attribute__((always_inline)) inline void transform_grad(const WinogradWeightGradParams<T>& p, const GradLayout& g,
                                                           index_t n, index_t ty, T* grow, T* gzb, index_t nq_cap) {
-  using V = typename Vec<T>::type;
+  using V = typename Vec<T, L>::type;
   const index_t txp = g.s.txp, pairs = p.wo / 2;
   for (index_t o = 0; o < g.cout_pad; ++o)
     for (int dy = 0; dy < 2; ++dy)
@@ -373,18 +382,18 @@ __attribute__((always_inline)) inline void transform_grad(const WinogradWeightGr
 
 // One unit: `count` consecutive tile rows from flat row `first` (rows run over (n, ty)); their tile
 // sums conj(V) . Gz are added to this thread's lane accumulators acc.
-template <typename T>
+template <typename T, int L>
 __attribute__((always_inline)) inline void grad_unit(const WinogradWeightGradParams<T>& p, const GradLayout& g,
                                                      index_t first, index_t count, T* in, T* vb, T* grow, T* gzb,
                                                      T* acc) {
-  using V = typename Vec<T>::type;
+  using V = typename Vec<T, L>::type;
   const index_t tiles_y = (p.ho + 1) / 2, nq_cap = g.rows * g.s.chunks;
   const InputRows<T> rows{p.x, nullptr, 2 * p.cin * p.h * p.w, 2 * p.h * p.w, p.cin, g.cin_pad,
                           p.h, p.w, p.pad_h, p.pad_w};
   for (index_t r = 0; r < count; ++r) {
     const index_t n = (first + r) / tiles_y, ty = (first + r) % tiles_y;
-    transform_input(rows, g.s, n, ty, in, vb + r * g.s.chunks * g.cin_pad * 2 * L, g.cin_pad, nq_cap * g.cin_pad);
-    transform_grad(p, g, n, ty, grow, gzb + r * g.s.chunks * g.cout_pad * 2 * L, nq_cap);
+    transform_input<T, L>(rows, g.s, n, ty, in, vb + r * g.s.chunks * g.cin_pad * 2 * L, g.cin_pad, nq_cap * g.cin_pad);
+    transform_grad<T, L>(p, g, n, ty, grow, gzb + r * g.s.chunks * g.cout_pad * 2 * L, nq_cap);
   }
   const index_t nq = count * g.s.chunks;  // the rows' chunks are consecutive in vb and gzb
   for (int xi = 0; xi < 16; ++xi)
@@ -416,30 +425,49 @@ __attribute__((always_inline)) inline void grad_unit(const WinogradWeightGradPar
       }
 }
 
-BK_CLONES void grad_unit_f(const WinogradWeightGradParams<float>& p, const GradLayout& g, index_t first,
-                           index_t count, float* in, float* vb, float* grow, float* gzb, float* acc) {
-  grad_unit<float>(p, g, first, count, in, vb, grow, gzb, acc);
-}
-BK_CLONES void grad_unit_d(const WinogradWeightGradParams<double>& p, const GradLayout& g, index_t first,
-                           index_t count, double* in, double* vb, double* grow, double* gzb, double* acc) {
-  grad_unit<double>(p, g, first, count, in, vb, grow, gzb, acc);
-}
-inline void run_grad_unit(const WinogradWeightGradParams<float>& p, const GradLayout& g, index_t first,
-                          index_t count, float* in, float* vb, float* grow, float* gzb, float* acc) {
-  grad_unit_f(p, g, first, count, in, vb, grow, gzb, acc);
-}
-inline void run_grad_unit(const WinogradWeightGradParams<double>& p, const GradLayout& g, index_t first,
-                          index_t count, double* in, double* vb, double* grow, double* gzb, double* acc) {
-  grad_unit_d(p, g, first, count, in, vb, grow, gzb, acc);
+#define BK_WINOGRAD_GRAD_ENTRY(ATTR, NAME, T, LANES)                                                        \
+  ATTR void NAME(const WinogradWeightGradParams<T>& p, const GradLayout& g, index_t first, index_t count, T* in, \
+                 T* vb, T* grow, T* gzb, T* acc) {                                                               \
+    grad_unit<T, LANES>(p, g, first, count, in, vb, grow, gzb, acc);                                             \
+  }
+BK_WINOGRAD_GRAD_ENTRY(BK_CLONES, grad_unit_f8, float, 8)
+BK_WINOGRAD_GRAD_ENTRY(BK_CLONES, grad_unit_d8, double, 8)
+BK_WINOGRAD_GRAD_ENTRY(BK_AVX512, grad_unit_f16, float, 16)
+BK_WINOGRAD_GRAD_ENTRY(BK_AVX512, grad_unit_d16, double, 16)
+template <typename T>
+using GradUnitFn = void (*)(const WinogradWeightGradParams<T>&, const GradLayout&, index_t, index_t, T*, T*, T*, T*,
+                            T*);
+GradUnitFn<float> grad_unit_fn(int lanes, float) { return lanes == 16 ? grad_unit_f16 : grad_unit_f8; }
+GradUnitFn<double> grad_unit_fn(int lanes, double) { return lanes == 16 ? grad_unit_d16 : grad_unit_d8; }
+
+Layout layout_for(int lanes, index_t cin, index_t wo) { return lanes == 16 ? layout<16>(cin, wo) : layout<8>(cin, wo); }
+GradLayout grad_layout_for(int lanes, index_t cin, index_t cout, index_t wo) {
+  return lanes == 16 ? grad_layout<16>(cin, cout, wo) : grad_layout<8>(cin, cout, wo);
 }
 
 }  // namespace
+
+int conv_winograd_max_lanes() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const int lanes = [] {
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                        __builtin_cpu_supports("fma");
+    return avx512 ? 16 : 8;
+  }();
+  return lanes;
+#else
+  return 8;
+#endif
+}
 
 template <typename T>
 void conv_winograd_forward(const WinogradParams<T>& p) {
   const index_t tiles_y = (p.ho + 1) / 2, units = p.n * tiles_y;
   if (units == 0 || p.wo == 0 || p.cout == 0) return;
-  const Layout s = layout(p.cin, p.wo);
+  const Layout s = layout_for(p.lanes, p.cin, p.wo);
+  const UnitFn<T> run_unit = unit_fn(p.lanes, T(0));
   const index_t cout_pad = (p.cout + OB - 1) / OB * OB;
   const std::vector<T> U = transform_weights(p, cout_pad);
   const ConvForwardRowFn<T> row_fn = conv_forward_row_fn(p.act, T(0));
@@ -453,14 +481,15 @@ void conv_winograd_forward(const WinogradParams<T>& p) {
   }
 }
 
-index_t conv_winograd_scratch(index_t cin, index_t wo) {
-  const Layout s = layout(cin, wo);
+index_t conv_winograd_scratch(int lanes, index_t cin, index_t wo) {
+  const Layout s = layout_for(lanes, cin, wo);
   return s.in + s.v + s.out;
 }
 
 template <typename T>
 void conv_winograd_weight_grad(const WinogradWeightGradParams<T>& p) {
-  const GradLayout g = grad_layout(p.cin, p.cout, p.wo);
+  const GradLayout g = grad_layout_for(p.lanes, p.cin, p.cout, p.wo);
+  const GradUnitFn<T> run_grad_unit = grad_unit_fn(p.lanes, T(0));
   const index_t tiles_y = (p.ho + 1) / 2, rows = p.n * tiles_y, units = (rows + g.rows - 1) / g.rows;
   // dU[16][C_out][C_in][(re, im)]: the tile sums, reduced over threads and lanes in double.
   std::vector<double> du(static_cast<size_t>(16 * p.cout * p.cin * 2), 0.0);
@@ -486,9 +515,9 @@ void conv_winograd_weight_grad(const WinogradWeightGradParams<T>& p) {
         for (index_t o = 0; o < p.cout; ++o)
           for (index_t c = 0; c < p.cin; ++c)
             for (int part = 0; part < 2; ++part) {
-              const T* a = acc.data() + (((xi * g.cout_pad + o) * g.cin_pad + c) * 2 + part) * L;
+              const T* a = acc.data() + (((xi * g.cout_pad + o) * g.cin_pad + c) * 2 + part) * p.lanes;
               double sum = 0;
-              for (int l = 0; l < L; ++l) sum += a[l];
+              for (int l = 0; l < p.lanes; ++l) sum += a[l];
               du[((xi * p.cout + o) * p.cin + c) * 2 + part] += sum;
             }
     }
@@ -513,8 +542,8 @@ void conv_winograd_weight_grad(const WinogradWeightGradParams<T>& p) {
       }
 }
 
-index_t conv_winograd_weight_grad_scratch(index_t cin, index_t cout, index_t wo) {
-  const GradLayout g = grad_layout(cin, cout, wo);
+index_t conv_winograd_weight_grad_scratch(int lanes, index_t cin, index_t cout, index_t wo) {
+  const GradLayout g = grad_layout_for(lanes, cin, cout, wo);
   return g.s.in + g.v + g.grow + g.gz + g.acc;
 }
 

@@ -286,7 +286,9 @@ def test_conv2d_cpu_channels_last_gauss(case, dtype):
 # 4 <= C_in < 16. Sizes here take the forward path (checked below; all but odd-pad the dL/dx one
 # too, all with 4 to 15 input channels the dL/dW one) and leave partial tiles (odd Ho / Wo), partial
 # vectors, partial register blocks (4 output channels forward; 2 x 2 channels in dL/dW), odd and
-# large paddings, a single row of tiles and many input channels.
+# large paddings, a single row of tiles and many input channels. On an AVX-512 CPU the forward and
+# dL/dx take 16-tile vectors where a tile row fills 2/3 of them (11 or 12 tiles here: odd-out, cin40,
+# gauss-bwd) and fall back to 8 elsewhere (20, 21 and 7 tiles: L1-narrow, odd-pad, one-row).
 WINOGRAD_CASES = [(2, 5, 16, 36, 40, 3, 1, 1, 1, 1),      # the thesis's L1, narrower
                   (3, 4, 7, 7, 21, 3, 1, 1, 1, 1),        # Ho 7, Wo 21: 11 tiles in 16 lanes; 7 = 4 + 3 channels
                   (1, 5, 5, 6, 37, 3, 1, (0, 3), 1, 1),   # odd pad_w, Wo = 41: 3 vectors, the last partial

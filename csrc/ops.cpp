@@ -8,6 +8,8 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include "cpu/conv_cpu.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -90,6 +92,7 @@ pybind11::dict build_info() {
   d["openmp_max_threads"] = 1;
 #endif
   d["torch_version_built"] = TORCH_VERSION;
+  d["cpu_winograd_lanes"] = beamkernels::cpu::conv_winograd_max_lanes();
   return d;
 }
 

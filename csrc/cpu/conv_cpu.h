@@ -13,7 +13,8 @@ template <typename T>
 void gauss_combine(const GaussCombineParams<T>& p);
 template <typename T>
 void gauss_split(const GaussSplitParams<T>& p);
-// 16 (tiles per Winograd vector) where the CPU has AVX-512 F/BW/DQ/VL, else 8.
+// Tiles per Winograd vector of the forward and dL/dx: 16 where the CPU has AVX-512 F/BW/DQ/VL, else
+// 8 (also with the environment variable BEAMKERNELS_CPU_WINOGRAD_LANES=8, read once).
 int conv_winograd_max_lanes();
 template <typename T>
 void conv_winograd_forward(const WinogradParams<T>& p);

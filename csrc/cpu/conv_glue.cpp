@@ -134,38 +134,38 @@ bool pointwise(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef paddin
 
 // Winograd F(2x2, 3x3) forward (csrc/cpu/conv_winograd.cpp): 3x3, stride 1, dilation 1, one group,
 // when a row of 2x2 output tiles fills at least 2/3 of its SIMD vectors: of 16 tiles where the CPU
-// has AVX-512, else (or when 16 do not fill) of 8. Returns the lanes, 0 for another formulation.
-// 16 lanes against 8 on the same shapes (batch 32, 2 threads, steady heap, Intel Xeon AVX-512, two
-// runs of 12 alternating calls, ms): forward with modReLU 5 -> 16 at 36x144 4.4-4.6 vs 5.3-5.4,
-// 16 -> 16 12.3 vs 14.0-14.4, 16 -> 10 9.3-10.1 vs 10.3-11.1; 16 -> 32 at 18x72 6.3-6.6 vs 7.7-7.9,
-// 32 -> 32 11.4-12.2 vs 12.7-13.9, 64 -> 32 23.2-25.0 vs 27.8-30.9; dL/dx 1.00-1.18x faster likewise.
-// The weight gradient stays at 8 (winograd_dw). Measured forward
-// (modReLU and none, batch 32, 2 threads, steady heap, AMD EPYC Zen 3 AVX2, two alternating runs):
-// thesis L1 5 -> 16 at 36x144 (72 tiles per row: all lanes used) 7.3-9.6 vs 11.9-15.3 ms, L2
-// 16 -> 32 at 18x72 (36 of 40 lanes) 8.0-9.3 vs 14.8-18.8 ms, L3 32 -> 64 at 9x36 (18 of 24) 10.3-11.0
-// vs 11.3-15.8 ms; L4 64 -> 128 at 4x18 (9 of 16) 11.0-12.8 vs 9.5-13.1 ms: no gain. Its per-thread
-// scratch (input rows and V of one row of tiles, ~100 B x C_in x W_out in float) is capped at 2 MB (L2 / L3
-// sized; the thesis and U-Net layers take 80-460 KB): wider or deeper layers keep oneDNN's convs.
+// has AVX-512 (cpu::conv_winograd_max_lanes()), else of 8. Returns the lanes, 0 for another
+// formulation. Its per-thread scratch (input rows and V of one row of tiles, ~100 B x C_in x W_out
+// in float) is capped at 2 MB (L2 / L3 sized; the thesis and U-Net layers take 80-460 KB): wider or
+// deeper layers keep oneDNN's convs.
+// AVX2, 8 lanes, measured forward (modReLU and none, batch 32, 2 threads, steady heap, AMD EPYC Zen 3,
+// two alternating runs): thesis L1 5 -> 16 at 36x144 (72 tiles per row: all lanes used) 7.3-9.6 vs
+// 11.9-15.3 ms, L2 16 -> 32 at 18x72 (36 of 40 lanes) 8.0-9.3 vs 14.8-18.8 ms, L3 32 -> 64 at 9x36 (18
+// of 24) 10.3-11.0 vs 11.3-15.8 ms; L4 64 -> 128 at 4x18 (9 of 16) 11.0-12.8 vs 9.5-13.1 ms: no gain.
+// AVX-512 (Intel Xeon, batch 32, 2 threads, steady heap, 12 alternating calls, ms, no activation):
+// with 16 lanes, forward / dL/dx against the other formulations 5 -> 16 at 36x144 3.9 / 10.5 vs 5.2 /
+// 11.4, 16 -> 16 11.9 / 15.1 vs 16.0 / 16.4, 16 -> 10 9.5 / 10.0 vs 17.0 / 10.9, 32 -> 16 24.8 / 24.0
+// vs 28.7 / 26.9; 16 -> 32 at 18x72 5.9 / 8.7 vs 7.6 / 8.0, 32 -> 32 11.7 / 13.2 vs 12.2 / 12.1, 64 -> 32
+// 22.5 / 21.7 vs 22.3 / 22.1; and against the 8-lane kernel there (two runs, with modReLU) 1.10-1.24x
+// faster forward, 1.00-1.18x dL/dx. Rows that fill 8-lane but not 16-lane vectors lost there with 8
+// lanes: 32 -> 64 at 9x36 (18 tiles) 8.2 / 10.3 vs 5.9 / 6.5, 64 -> 64 16.0 / 17.1 vs 10.3 / 11.0,
+// 32 -> 32 at 18x40 (20 tiles) 8.1 / 9.1 vs 6.5 / 7.9; so AVX-512 CPUs take no 8-lane fallback.
 constexpr int64_t kWinogradMaxScratchBytes = int64_t(2) << 20;
-// `fits(lanes)`: the kernel's scratch at that width within its cap.
-template <typename Fits>
-int winograd_lanes(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups, int max_lanes,
-                   Fits fits) {
+// The fill rule at `lanes` tiles per vector.
+bool winograd_fill(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups, int lanes) {
   if (g.kh != 3 || g.kw != 3 || stride[0] != 1 || stride[1] != 1 || dilation[0] != 1 || dilation[1] != 1 ||
       groups != 1)
-    return 0;
+    return false;
   const int64_t tiles = (g.wo + 1) / 2;
-  for (const int l : {max_lanes, 8}) {
-    const int64_t lanes = (tiles + l - 1) / l * l;
-    if (3 * tiles >= 2 * lanes && fits(l)) return l;
-  }
-  return 0;
+  return 3 * tiles >= 2 * ((tiles + lanes - 1) / lanes * lanes);
 }
 int winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
              int64_t elem_bytes) {
-  return winograd_lanes(g, stride, dilation, groups, cpu::conv_winograd_max_lanes(), [&](int l) {
-    return cpu::conv_winograd_scratch(l, g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
-  });
+  const int l = cpu::conv_winograd_max_lanes();
+  return winograd_fill(g, stride, dilation, groups, l) &&
+                 cpu::conv_winograd_scratch(l, g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes
+             ? l
+             : 0;
 }
 
 // dL/dx of such a conv (padding <= 2) is the forward conv of dL/dz with w_t[c, o, i, j] =
@@ -226,9 +226,10 @@ constexpr int64_t kWinogradDwMinChannels = 4;
 int winograd_dw(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
                 int64_t elem_bytes) {
   if (g.cin < kWinogradDwMinChannels || use_gauss(g, groups, true)) return 0;
-  return winograd_lanes(g, stride, dilation, groups, 8, [&](int l) {
-    return cpu::conv_winograd_weight_grad_scratch(l, g.cin, g.cout, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
-  });
+  return winograd_fill(g, stride, dilation, groups, 8) &&
+                 cpu::conv_winograd_weight_grad_scratch(8, g.cin, g.cout, g.wo) * elem_bytes <= kWinogradMaxScratchBytes
+             ? 8
+             : 0;
 }
 
 // dL/dW [C_out, C_in, 3, 3] from dL/dz's real and imaginary planes (as winograd_dx_from_planes) and x.

@@ -29,6 +29,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -448,18 +449,20 @@ GradLayout grad_layout_for(int lanes, index_t cin, index_t cout, index_t wo) {
 }  // namespace
 
 int conv_winograd_max_lanes() {
-#if defined(__x86_64__) && defined(__GNUC__)
   static const int lanes = [] {
+    bool avx512 = false;
+#if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-                        __builtin_cpu_supports("fma");
+    avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("fma");
+#endif
+    // BEAMKERNELS_CPU_WINOGRAD_LANES=8 runs the 8-lane kernels on an AVX-512 CPU too (tests, comparisons).
+    const char* env = std::getenv("BEAMKERNELS_CPU_WINOGRAD_LANES");
+    if (env && std::strcmp(env, "8") == 0) return 8;
     return avx512 ? 16 : 8;
   }();
   return lanes;
-#else
-  return 8;
-#endif
 }
 
 template <typename T>

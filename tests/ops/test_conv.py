@@ -4,6 +4,9 @@ gradcheck (complex128), opcheck, torch.compile, the stride/padding/dilation/grou
 and non-square kernels, the thesis layer shapes, strided and empty inputs, and bad input."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -280,21 +283,26 @@ def test_conv2d_cpu_channels_last_gauss(case, dtype):
 
 
 # The CPU runs 3x3 stride-1 one-group forwards with Winograd's F(2x2, 3x3) (csrc/cpu/conv_winograd.cpp)
-# when a row of 2x2 output tiles fills >= 2/3 of its 8-tile vectors (conv_glue.cpp: winograd), their
-# dL/dx (a 3x3 stride-1 conv of dL/dz, read from the backward's planes: interleaved formulation or
-# Gauss's) when that conv passes the same rule and padding <= 2, and their dL/dW (winograd_dw) for
-# 4 <= C_in < 16. Sizes here take the forward path (checked below; all but odd-pad the dL/dx one
-# too, all with 4 to 15 input channels the dL/dW one) and leave partial tiles (odd Ho / Wo), partial
-# vectors, partial register blocks (4 output channels forward; 2 x 2 channels in dL/dW), odd and
-# large paddings, a single row of tiles and many input channels. On an AVX-512 CPU the forward and
-# dL/dx take 16-tile vectors where a tile row fills 2/3 of them (11 or 12 tiles here: odd-out, cin40,
-# gauss-bwd) and fall back to 8 elsewhere (20, 21 and 7 tiles: L1-narrow, odd-pad, one-row).
-WINOGRAD_CASES = [(2, 5, 16, 36, 40, 3, 1, 1, 1, 1),      # the thesis's L1, narrower
-                  (3, 4, 7, 7, 21, 3, 1, 1, 1, 1),        # Ho 7, Wo 21: 11 tiles in 16 lanes; 7 = 4 + 3 channels
-                  (1, 5, 5, 6, 37, 3, 1, (0, 3), 1, 1),   # odd pad_w, Wo = 41: 3 vectors, the last partial
+# when a row of 2x2 output tiles fills >= 2/3 of its SIMD vectors (conv_glue.cpp: winograd; 16 tiles
+# per vector on an AVX-512 CPU, else 8: build_info()["cpu_winograd_lanes"]), their dL/dx (a 3x3
+# stride-1 conv of dL/dz, read from the backward's planes: interleaved formulation or Gauss's) when
+# that conv passes the same rule and padding <= 2, and their dL/dW (winograd_dw: 8 lanes) for
+# 4 <= C_in < 16. Sizes here take the forward path at 8 and 16 lanes (11, 12 or 22 tiles per row;
+# checked below; all but odd-pad the dL/dx one too, all with 4 to 15 input channels the dL/dW one)
+# and leave partial tiles (odd Ho / Wo), partial vectors, partial register blocks (4 output channels
+# forward; 2 x 2 channels in dL/dW), odd and large paddings, a single row of tiles and many input
+# channels. On an AVX-512 CPU test_conv2d_cpu_winograd_8_lanes reruns them on the 8-lane kernels.
+WINOGRAD_CASES = [(2, 5, 16, 36, 44, 3, 1, 1, 1, 1),      # the thesis's L1, narrower
+                  (3, 4, 7, 7, 21, 3, 1, 1, 1, 1),        # Ho 7, Wo 21: 11 tiles; 7 = 4 + 3 channels
+                  (1, 5, 5, 6, 39, 3, 1, (0, 3), 1, 1),   # odd pad_w, Wo = 43: 22 tiles, the last vector partial
                   (2, 40, 9, 5, 21, 3, 1, (2, 1), 1, 1),  # pad_h 2 > 1, many channels
-                  (1, 4, 1, 3, 13, 3, 1, (0, 1), 1, 1),   # one output row (half a tile row), one output channel
+                  (1, 4, 1, 3, 21, 3, 1, (0, 1), 1, 1),   # one output row (half a tile row), one output channel
                   (2, 20, 6, 9, 24, 3, 1, 1, 1, 1)]       # Gauss backward (20 channels): dL/dx from its planes
+WINOGRAD_IDS = ["L1-narrow", "odd-out", "odd-pad", "cin40", "one-row", "gauss-bwd"]
+
+
+def _winograd_lanes() -> int:
+    return beamkernels.build_info().get("cpu_winograd_lanes", 8)
 
 
 def _takes_winograd(case, dx: bool = False, dw: bool = False) -> bool:
@@ -307,11 +315,11 @@ def _takes_winograd(case, dx: bool = False, dw: bool = False) -> bool:
         return False
     if dw and not 4 <= cin < 16:
         return False
-    tiles = (wo + 1) // 2
-    lanes = -(-tiles // 8) * 8
-    return k == 3 and s == 1 and d == 1 and g == 1 and 3 * tiles >= 2 * lanes
+    tiles, lanes = (wo + 1) // 2, 8 if dw else _winograd_lanes()
+    return k == 3 and s == 1 and d == 1 and g == 1 and 3 * tiles >= 2 * (-(-tiles // lanes) * lanes)
 
-@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=["L1-narrow", "odd-out", "odd-pad", "cin40", "one-row", "gauss-bwd"])
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=WINOGRAD_IDS)
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 def test_conv2d_cpu_winograd(case, dtype):
     device = torch.device("cpu")
@@ -326,6 +334,25 @@ def test_conv2d_cpu_winograd(case, dtype):
         # the gradients evaluate the activation's derivative (modReLU's b / |z| terms) at that z.
         _compare("cpu", lambda *t, **k: _conv2d(*t, activation=activation, **k),
                  lambda *t, **k: _ref2d(*t, activation=activation, **k), [x, w, b, ab], kw, dtype, 4 * ry, 4 * rw)
+
+
+def test_conv2d_cpu_winograd_8_lanes():
+    """An AVX-512 CPU runs the forward and dL/dx on 16-tile vectors; the 8-tile kernels (AVX2
+    machines' path) get the same cases in a process started with BEAMKERNELS_CPU_WINOGRAD_LANES=8."""
+    if "cpu" not in beamkernels.available_backends(torch.device("cpu")):
+        pytest.skip("the CPU backend is not built here")
+    if _winograd_lanes() == 8:
+        pytest.skip("this CPU runs the 8-lane Winograd kernels already (test_conv2d_cpu_winograd)")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, BEAMKERNELS_CPU_WINOGRAD_LANES="8")
+    code = ("import beamkernels, sys; lanes = beamkernels.build_info()['cpu_winograd_lanes']; "
+            "sys.exit(0 if lanes == 8 else f'BEAMKERNELS_CPU_WINOGRAD_LANES=8 gave {lanes} lanes')")
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr + r.stdout
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "tests/ops/test_conv.py::test_conv2d_cpu_winograd"], cwd=root, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 # Inference (grad mode off, or no input requiring a gradient) skips writing the pre-activation z:

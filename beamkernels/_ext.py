@@ -37,6 +37,25 @@ def build_info() -> dict:
     return info
 
 
+def _check_winograd_lanes_env() -> None:
+    """BEAMKERNELS_CPU_WINOGRAD_LANES (read once by the C++ CPU conv): 8 runs the 8-tile Winograd
+    kernels on an AVX-512 CPU too; 16 states the default there. Anything else is an error here,
+    not a silent fallback."""
+    import os
+
+    value = os.environ.get("BEAMKERNELS_CPU_WINOGRAD_LANES")
+    if value is None or _C is None:
+        return
+    lanes = _C.build_info()["cpu_winograd_lanes"]
+    if value.strip() not in ("8", "16"):
+        raise ValueError(f"BEAMKERNELS_CPU_WINOGRAD_LANES must be 8 or 16; got {value!r}")
+    if value.strip() == "16" and lanes != 16:
+        raise ValueError("BEAMKERNELS_CPU_WINOGRAD_LANES=16 needs a CPU with AVX-512 (F, BW, DQ, VL); "
+                         "this one runs the 8-lane kernels")
+
+
+_check_winograd_lanes_env()
+
 # Cached at import: resolve() reads it inside torch.compile'd code, which cannot call into pybind.
 COMPILED_BACKENDS: tuple[str, ...] = tuple(_C.build_info()["compiled_backends"]) if _C is not None else ()
 

@@ -457,9 +457,10 @@ int conv_winograd_max_lanes() {
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("fma");
 #endif
-    // BEAMKERNELS_CPU_WINOGRAD_LANES=8 runs the 8-lane kernels on an AVX-512 CPU too (tests, comparisons).
+    // BEAMKERNELS_CPU_WINOGRAD_LANES=8 runs the 8-lane kernels on an AVX-512 CPU too (tests,
+    // comparisons); beamkernels/_ext.py rejects values other than 8 and 16 at import.
     const char* env = std::getenv("BEAMKERNELS_CPU_WINOGRAD_LANES");
-    if (env && std::strcmp(env, "8") == 0) return 8;
+    if (env && std::atoi(env) == 8) return 8;
     return avx512 ? 16 : 8;
   }();
   return lanes;

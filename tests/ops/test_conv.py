@@ -355,6 +355,19 @@ def test_conv2d_cpu_winograd_8_lanes():
     assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
+def test_cpu_winograd_lanes_env_rejects_bad_values():
+    if "cpu" not in beamkernels.available_backends(torch.device("cpu")):
+        pytest.skip("the CPU backend is not built here")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    bad = [("4", "BEAMKERNELS_CPU_WINOGRAD_LANES must be 8 or 16; got '4'")]
+    if _winograd_lanes() == 8:
+        bad.append(("16", "BEAMKERNELS_CPU_WINOGRAD_LANES=16 needs a CPU with AVX-512"))
+    for value, msg in bad:
+        r = subprocess.run([sys.executable, "-c", "import beamkernels"], cwd=root, capture_output=True, text=True,
+                           env=dict(os.environ, BEAMKERNELS_CPU_WINOGRAD_LANES=value))
+        assert r.returncode != 0 and msg in r.stderr, r.stderr[-2000:]
+
+
 # Inference (grad mode off, or no input requiring a gradient) skips writing the pre-activation z:
 # each CPU formulation (Winograd, interleaved, Gauss planar and channels-last, pointwise) must give
 # the same y either way.

@@ -87,7 +87,8 @@ struct GaussSplitParams {
 template <typename T>
 struct WinogradParams {
   // Output tiles per SIMD vector (tiles run along the output's width): 8 (an AVX2 register of
-  // floats) or 16 (an AVX-512 one; only where cpu::conv_winograd_max_lanes() is 16).
+  // floats), or 16 for float where cpu::conv_winograd_max_lanes() is 16 (an AVX-512 register).
+  // Doubles always run 8 (one zmm register; 16 doubles measured 7-13x slower).
   int lanes;
   Activation act;
   index_t n, cin, h, w, cout, ho, wo;  // ho = h + 2 pad_h - 2, wo = w + 2 pad_w - 2
@@ -109,10 +110,9 @@ struct WinogradParams {
 // CPU Winograd weight gradient of the same convs (3x3, stride 1, dilation 1, one group). The forward
 // z_tile = A^T [(G w G^T) . V] A is complex-linear in w, so its adjoint gives (conjugate Wirtinger)
 //   dL/dW[o, c] = G^T [ sum over tiles of conj(V[c]) . (A dL/dz_tile[o] A^T) ] G,
-// 16 complex products per tile and channel pair, like the forward; the tile sums run in SIMD lanes.
+// 16 complex products per tile and channel pair, like the forward; the tile sums run in 8 SIMD lanes.
 template <typename T>
 struct WinogradWeightGradParams {
-  int lanes;  // as WinogradParams::lanes
   index_t n, cin, h, w, cout, ho, wo;  // ho = h + 2 pad_h - 2, wo = w + 2 pad_w - 2
   index_t pad_h, pad_w;
   const T* x;  // interleaved complex [N, C_in, H, W], contiguous

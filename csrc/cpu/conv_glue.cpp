@@ -161,7 +161,7 @@ bool winograd_fill(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef di
 }
 int winograd(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
              int64_t elem_bytes) {
-  const int l = cpu::conv_winograd_max_lanes();
+  const int l = elem_bytes == 4 ? cpu::conv_winograd_max_lanes() : 8;  // doubles: 8 (WinogradParams::lanes)
   return winograd_fill(g, stride, dilation, groups, l) &&
                  cpu::conv_winograd_scratch(l, g.cin, g.wo) * elem_bytes <= kWinogradMaxScratchBytes
              ? l
@@ -223,23 +223,20 @@ at::Tensor winograd_dx_from_planes(const at::Tensor& planes, int64_t re_off, int
 // slower (5 -> 16 at 36x144 12.7 vs 9.3-9.5, 8 -> 16 15.1-16.1 vs 10.9-11.7, 4 -> 8 5.2-5.3 vs 3.7-4.2;
 // 12 -> 24 at 18x72 6.6-6.7 vs 6.1-6.3).
 constexpr int64_t kWinogradDwMinChannels = 4;
-int winograd_dw(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
-                int64_t elem_bytes) {
-  if (g.cin < kWinogradDwMinChannels || use_gauss(g, groups, true)) return 0;
+bool winograd_dw(const Geometry& g, at::IntArrayRef stride, at::IntArrayRef dilation, int64_t groups,
+                 int64_t elem_bytes) {
+  if (g.cin < kWinogradDwMinChannels || use_gauss(g, groups, true)) return false;
   return winograd_fill(g, stride, dilation, groups, 8) &&
-                 cpu::conv_winograd_weight_grad_scratch(8, g.cin, g.cout, g.wo) * elem_bytes <= kWinogradMaxScratchBytes
-             ? 8
-             : 0;
+         cpu::conv_winograd_weight_grad_scratch(g.cin, g.cout, g.wo) * elem_bytes <= kWinogradMaxScratchBytes;
 }
 
 // dL/dW [C_out, C_in, 3, 3] from dL/dz's real and imaginary planes (as winograd_dx_from_planes) and x.
 at::Tensor winograd_dw_from_planes(const at::Tensor& planes, int64_t re_off, int64_t im_off, int64_t batch,
                                    int64_t channel, const at::Tensor& x, const at::Tensor& weight, const Geometry& g,
-                                   at::IntArrayRef padding, int lanes) {
+                                   at::IntArrayRef padding) {
   at::Tensor gw = at::empty(weight.sizes(), weight.options().memory_format(at::MemoryFormat::Contiguous));
   AT_DISPATCH_FLOATING_TYPES(real_dtype(x), "beamkernels_complex_conv2d_winograd_dw", [&] {
     WinogradWeightGradParams<scalar_t> p{};
-    p.lanes = lanes;
     p.n = g.n, p.cin = g.cin, p.h = g.h, p.w = g.w, p.cout = g.cout, p.ho = g.ho, p.wo = g.wo;
     p.pad_h = padding[0], p.pad_w = padding[1];
     p.x = reinterpret_cast<const scalar_t*>(x.data_ptr());
@@ -430,9 +427,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   const int64_t elem = x.element_size() / 2;
   // The Winograd kernels' candidates; when they cover every gradient asked for, no real conv runs
   // and the prologue writes the interleaved formulation's planes.
-  // (their SIMD lanes; 0: not this formulation)
+  // (wdx: its SIMD lanes, 0 when not taken)
   const int wdx = !point && g.n > 0 && output_mask[0] ? winograd_dx(g, stride, padding, dilation, groups, elem) : 0;
-  const int wdw = !point && g.n > 0 && output_mask[1] ? winograd_dw(g, stride, dilation, groups, elem) : 0;
+  const bool wdw = !point && g.n > 0 && output_mask[1] && winograd_dw(g, stride, dilation, groups, elem);
   const bool all_winograd = (!output_mask[0] || wdx) && (!output_mask[1] || wdw);
   const bool gauss = !point && g.n > 0 && (output_mask[0] || output_mask[1]) && !all_winograd &&
                      use_gauss(g, groups, true);
@@ -494,7 +491,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
       // fast as the interleaved one's strided transposed conv for many channels, 1.4-2.7x faster for
       // few channels or a small batch).
       if (wdw) {
-        gw = winograd_dw_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding, wdw);
+        gw = winograd_dw_from_planes(grad_planar, 0, inner, 2 * g.cout * inner, 2 * inner, x, weight, g, padding);
       } else if (output_mask[1]) {
         const at::Tensor gwr = std::get<1>(at::convolution_backward(
             grad_planar, real_view(x), real_weight(weight, dilation[1]), c10::nullopt, {stride[0], 2 * stride[1]},

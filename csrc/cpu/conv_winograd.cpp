@@ -305,12 +305,11 @@ __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, cons
 BK_WINOGRAD_ENTRY(BK_CLONES, unit_f8, float, 8)
 BK_WINOGRAD_ENTRY(BK_CLONES, unit_d8, double, 8)
 BK_WINOGRAD_ENTRY(BK_AVX512, unit_f16, float, 16)
-BK_WINOGRAD_ENTRY(BK_AVX512, unit_d16, double, 16)
 template <typename T>
 using UnitFn = void (*)(const WinogradParams<T>&, const Layout&, const T*, index_t, ConvForwardRowFn<T>, index_t,
                         index_t, T*, T*, T*);
 UnitFn<float> unit_fn(int lanes, float) { return lanes == 16 ? unit_f16 : unit_f8; }
-UnitFn<double> unit_fn(int lanes, double) { return lanes == 16 ? unit_d16 : unit_d8; }
+UnitFn<double> unit_fn(int, double) { return unit_d8; }  // doubles: 8 lanes (WinogradParams::lanes)
 
 // ---- Weight gradient (WinogradWeightGradParams in conv.h) ----
 // Register block of the tile sums: WO output x WC input channels, 2 WO WC accumulators over the
@@ -426,25 +425,24 @@ __attribute__((always_inline)) inline void grad_unit(const WinogradWeightGradPar
       }
 }
 
-#define BK_WINOGRAD_GRAD_ENTRY(ATTR, NAME, T, LANES)                                                        \
-  ATTR void NAME(const WinogradWeightGradParams<T>& p, const GradLayout& g, index_t first, index_t count, T* in, \
-                 T* vb, T* grow, T* gzb, T* acc) {                                                               \
-    grad_unit<T, LANES>(p, g, first, count, in, vb, grow, gzb, acc);                                             \
-  }
-BK_WINOGRAD_GRAD_ENTRY(BK_CLONES, grad_unit_f8, float, 8)
-BK_WINOGRAD_GRAD_ENTRY(BK_CLONES, grad_unit_d8, double, 8)
-BK_WINOGRAD_GRAD_ENTRY(BK_AVX512, grad_unit_f16, float, 16)
-BK_WINOGRAD_GRAD_ENTRY(BK_AVX512, grad_unit_d16, double, 16)
-template <typename T>
-using GradUnitFn = void (*)(const WinogradWeightGradParams<T>&, const GradLayout&, index_t, index_t, T*, T*, T*, T*,
-                            T*);
-GradUnitFn<float> grad_unit_fn(int lanes, float) { return lanes == 16 ? grad_unit_f16 : grad_unit_f8; }
-GradUnitFn<double> grad_unit_fn(int lanes, double) { return lanes == 16 ? grad_unit_d16 : grad_unit_d8; }
+BK_CLONES void grad_unit_f(const WinogradWeightGradParams<float>& p, const GradLayout& g, index_t first,
+                           index_t count, float* in, float* vb, float* grow, float* gzb, float* acc) {
+  grad_unit<float, 8>(p, g, first, count, in, vb, grow, gzb, acc);
+}
+BK_CLONES void grad_unit_d(const WinogradWeightGradParams<double>& p, const GradLayout& g, index_t first,
+                           index_t count, double* in, double* vb, double* grow, double* gzb, double* acc) {
+  grad_unit<double, 8>(p, g, first, count, in, vb, grow, gzb, acc);
+}
+inline void run_grad_unit(const WinogradWeightGradParams<float>& p, const GradLayout& g, index_t first,
+                          index_t count, float* in, float* vb, float* grow, float* gzb, float* acc) {
+  grad_unit_f(p, g, first, count, in, vb, grow, gzb, acc);
+}
+inline void run_grad_unit(const WinogradWeightGradParams<double>& p, const GradLayout& g, index_t first,
+                          index_t count, double* in, double* vb, double* grow, double* gzb, double* acc) {
+  grad_unit_d(p, g, first, count, in, vb, grow, gzb, acc);
+}
 
 Layout layout_for(int lanes, index_t cin, index_t wo) { return lanes == 16 ? layout<16>(cin, wo) : layout<8>(cin, wo); }
-GradLayout grad_layout_for(int lanes, index_t cin, index_t cout, index_t wo) {
-  return lanes == 16 ? grad_layout<16>(cin, cout, wo) : grad_layout<8>(cin, cout, wo);
-}
 
 }  // namespace
 
@@ -470,8 +468,9 @@ template <typename T>
 void conv_winograd_forward(const WinogradParams<T>& p) {
   const index_t tiles_y = (p.ho + 1) / 2, units = p.n * tiles_y;
   if (units == 0 || p.wo == 0 || p.cout == 0) return;
-  const Layout s = layout_for(p.lanes, p.cin, p.wo);
-  const UnitFn<T> run_unit = unit_fn(p.lanes, T(0));
+  const int lanes = sizeof(T) == 4 ? p.lanes : 8;
+  const Layout s = layout_for(lanes, p.cin, p.wo);
+  const UnitFn<T> run_unit = unit_fn(lanes, T(0));
   const index_t cout_pad = (p.cout + OB - 1) / OB * OB;
   const std::vector<T> U = transform_weights(p, cout_pad);
   const ConvForwardRowFn<T> row_fn = conv_forward_row_fn(p.act, T(0));
@@ -486,14 +485,15 @@ void conv_winograd_forward(const WinogradParams<T>& p) {
 }
 
 index_t conv_winograd_scratch(int lanes, index_t cin, index_t wo) {
+  // (the caller passes the lanes it will run: 8 for doubles)
   const Layout s = layout_for(lanes, cin, wo);
   return s.in + s.v + s.out;
 }
 
 template <typename T>
 void conv_winograd_weight_grad(const WinogradWeightGradParams<T>& p) {
-  const GradLayout g = grad_layout_for(p.lanes, p.cin, p.cout, p.wo);
-  const GradUnitFn<T> run_grad_unit = grad_unit_fn(p.lanes, T(0));
+  constexpr int L = 8;  // 16 measured slower for the weight gradient (conv_glue.cpp: winograd_dw)
+  const GradLayout g = grad_layout<L>(p.cin, p.cout, p.wo);
   const index_t tiles_y = (p.ho + 1) / 2, rows = p.n * tiles_y, units = (rows + g.rows - 1) / g.rows;
   // dU[16][C_out][C_in][(re, im)]: the tile sums, reduced over threads and lanes in double.
   std::vector<double> du(static_cast<size_t>(16 * p.cout * p.cin * 2), 0.0);
@@ -519,9 +519,9 @@ void conv_winograd_weight_grad(const WinogradWeightGradParams<T>& p) {
         for (index_t o = 0; o < p.cout; ++o)
           for (index_t c = 0; c < p.cin; ++c)
             for (int part = 0; part < 2; ++part) {
-              const T* a = acc.data() + (((xi * g.cout_pad + o) * g.cin_pad + c) * 2 + part) * p.lanes;
+              const T* a = acc.data() + (((xi * g.cout_pad + o) * g.cin_pad + c) * 2 + part) * L;
               double sum = 0;
-              for (int l = 0; l < p.lanes; ++l) sum += a[l];
+              for (int l = 0; l < L; ++l) sum += a[l];
               du[((xi * p.cout + o) * p.cin + c) * 2 + part] += sum;
             }
     }
@@ -546,8 +546,8 @@ void conv_winograd_weight_grad(const WinogradWeightGradParams<T>& p) {
       }
 }
 
-index_t conv_winograd_weight_grad_scratch(int lanes, index_t cin, index_t cout, index_t wo) {
-  const GradLayout g = grad_layout_for(lanes, cin, cout, wo);
+index_t conv_winograd_weight_grad_scratch(index_t cin, index_t cout, index_t wo) {
+  const GradLayout g = grad_layout<8>(cin, cout, wo);
   return g.s.in + g.v + g.grow + g.gz + g.acc;
 }
 

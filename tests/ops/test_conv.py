@@ -284,9 +284,9 @@ def test_conv2d_cpu_channels_last_gauss(case, dtype):
 
 # The CPU runs 3x3 stride-1 one-group forwards with Winograd's F(2x2, 3x3) (csrc/cpu/conv_winograd.cpp)
 # when a row of 2x2 output tiles fills >= 2/3 of its SIMD vectors (conv_glue.cpp: winograd; 16 tiles
-# per vector on an AVX-512 CPU, else 8: build_info()["cpu_winograd_lanes"]), their dL/dx (a 3x3
-# stride-1 conv of dL/dz, read from the backward's planes: interleaved formulation or Gauss's) when
-# that conv passes the same rule and padding <= 2, and their dL/dW (winograd_dw: 8 lanes) for
+# per vector for complex64 on an AVX-512 CPU (build_info()["cpu_winograd_lanes"]), else 8), their
+# dL/dx (a 3x3 stride-1 conv of dL/dz, read from the backward's planes: interleaved formulation or
+# Gauss's) when that conv passes the same rule and padding <= 2, and their dL/dW (winograd_dw: 8 lanes) for
 # 4 <= C_in < 16. Sizes here take the forward path at 8 and 16 lanes (11, 12 or 22 tiles per row;
 # checked below; all but odd-pad the dL/dx one too, all with 4 to 15 input channels the dL/dW one)
 # and leave partial tiles (odd Ho / Wo), partial vectors, partial register blocks (4 output channels
@@ -305,7 +305,7 @@ def _winograd_lanes() -> int:
     return beamkernels.build_info().get("cpu_winograd_lanes", 8)
 
 
-def _takes_winograd(case, dx: bool = False, dw: bool = False) -> bool:
+def _takes_winograd(case, dx: bool = False, dw: bool = False, dtype=torch.complex64) -> bool:
     """Mirror of conv_glue.cpp's winograd() (dx: winograd_dx(); dw: winograd_dw()): guards these
     tests against a rule change that would silently route them elsewhere."""
     n, cin, cout, h, w, k, s, p, d, g = case
@@ -315,7 +315,8 @@ def _takes_winograd(case, dx: bool = False, dw: bool = False) -> bool:
         return False
     if dw and not 4 <= cin < 16:
         return False
-    tiles, lanes = (wo + 1) // 2, 8 if dw else _winograd_lanes()
+    # complex128 and the weight gradient run 8 lanes everywhere
+    tiles, lanes = (wo + 1) // 2, 8 if dw or dtype == torch.complex128 else _winograd_lanes()
     return k == 3 and s == 1 and d == 1 and g == 1 and 3 * tiles >= 2 * (-(-tiles // lanes) * lanes)
 
 
@@ -325,8 +326,8 @@ def test_conv2d_cpu_winograd(case, dtype):
     device = torch.device("cpu")
     if "cpu" not in beamkernels.available_backends(device):
         pytest.skip("the CPU backend is not built here")
-    assert _takes_winograd(case) and _takes_winograd(case, dx=True) == (case[7] != (0, 3))
-    assert _takes_winograd(case, dw=True) == (case[1] < 16)
+    assert _takes_winograd(case, dtype=dtype) and _takes_winograd(case, dx=True, dtype=dtype) == (case[7] != (0, 3))
+    assert _takes_winograd(case, dw=True, dtype=dtype) == (case[1] < 16)
     for activation in ("modrelu", None, "cardioid"):
         x, w, b, ab, kw = _inputs(case, dtype, device, activation)
         ry, rw = _reductions(case)

@@ -94,21 +94,22 @@ def _backends(device):
     return names
 
 
-def build_cases(device, batch, layers, activations):
+def build_cases(device, batch, layers, activations, dtype=torch.complex64):
     cases = []
     for name, cin, cout, h, w_ in layers:
-        x = torch.randn(batch, cin, h, w_, dtype=torch.complex64, device=device)
-        w = torch.randn(cout, cin, 3, 3, dtype=torch.complex64, device=device) / (3 * cin ** 0.5)
-        b = torch.randn(cout, dtype=torch.complex64, device=device) * 0.1
-        ab = torch.linspace(-0.5, 0.2, cout, device=device)
-        g = torch.randn(batch, cout, h, w_, dtype=torch.complex64, device=device)
+        x = torch.randn(batch, cin, h, w_, dtype=dtype, device=device)
+        w = torch.randn(cout, cin, 3, 3, dtype=dtype, device=device) / (3 * cin ** 0.5)
+        b = torch.randn(cout, dtype=dtype, device=device) * 0.1
+        ab = torch.linspace(-0.5, 0.2, cout, device=device, dtype=x.real.dtype)
+        g = torch.randn(batch, cout, h, w_, dtype=dtype, device=device)
         flops = 8.0 * batch * cout * h * w_ * cin * 9
-        # Compulsory bytes (complex64, 8 B): each tensor once. Forward: x, w, b read, y written;
-        # forward+backward adds dL/dy read, dL/dW and dL/db written (and dL/dx when asked).
-        xb, wb, bb, yb = 8 * x.numel(), 8 * w.numel(), 8 * b.numel(), 8 * g.numel()
+        # Compulsory bytes (8 B per complex64, 16 per complex128): each tensor once. Forward: x, w, b
+        # read, y written; forward+backward adds dL/dy read, dL/dW and dL/db written (and dL/dx when asked).
+        e = x.element_size()
+        xb, wb, bb, yb = e * x.numel(), e * w.numel(), e * b.numel(), e * g.numel()
         fwd_bytes = xb + wb + bb + yb
         # On a GPU complex64 convs default to TF32 (torch's and ours): ~1e-3 relative per product.
-        tol = 1e-2 if device.type == "cuda" else 1e-3
+        tol = 1e-2 if device.type == "cuda" and dtype == torch.complex64 else 1e-3
         shape = f"{name} [{batch},{cin},{h},{w_}] {cin}->{cout}"
         for act in activations:
             fns = {}
@@ -127,7 +128,7 @@ def build_cases(device, batch, layers, activations):
             fns["torch-complex"] = lambda x, w, b, post=post: post(TF.conv2d(x, w, b, padding=1))
             fns["4-real-convs"] = lambda x, w, b, post=post: post(four_real_convs(x, w, b))
             fns["gauss-3-convs"] = lambda x, w, b, post=post: post(gauss_convs(x, w, b))
-            if act is None:
+            if act is None and dtype == torch.complex64:  # the other libraries' layers are complex64
                 for lib, m in _third_party(cin, cout, w, b, device):
                     fns[lib] = lambda x, w, b, m=m: m(x)
             expected = lambda post=post, x=x, w=w, b=b: post(TF.conv2d(x, w, b, padding=1))  # noqa: E731
@@ -147,7 +148,7 @@ def build_cases(device, batch, layers, activations):
                     xs = x.clone().requires_grad_(x_grad)
                     ws, bs = (t.clone().requires_grad_(True) for t in (w, b))
                     mod = (next((m for lib, m in _third_party(cin, cout, w, b, device) if lib == n), None)
-                           if act is None else None)
+                           if act is None and dtype == torch.complex64 else None)
 
                     def fb(f=f, xs=xs, ws=ws, bs=bs, mod=mod, g=g, exact="exact fp32" in n):
                         with conv_tf32(False) if exact else contextlib.nullcontext():  # the backward too
@@ -177,6 +178,8 @@ def main(argv=None):
     ap.add_argument("--activations", default="modrelu,none", help="comma-separated subset of modrelu,none")
     ap.add_argument("--batch", type=int, default=None, help="default: 256 on GPU, 32 on CPU")
     ap.add_argument("--steady-heap", action="store_true", help=STEADY_HEAP_HELP)
+    ap.add_argument("--dtype", default="complex64", choices=["complex64", "complex128"],
+                    help="complex128 writes conv-complex128[-steady-heap]-<device>.* (no third-party providers)")
     args = ap.parse_args(argv)
     if args.steady_heap:
         use_steady_heap(ap)
@@ -188,16 +191,20 @@ def main(argv=None):
     if args.quick:
         batch, layers, activations = 4, [LAYERS[0], LAYERS[3]], ["modrelu"]
     torch.manual_seed(0)
-    cases = build_cases(device, batch, layers, activations)
+    dtype = getattr(torch, args.dtype)
+    cases = build_cases(device, batch, layers, activations, dtype)
     rows = run_cases(cases, device, min_run_time=args.min_run_time)
-    notes = (f"batch {batch}; 3x3 convs, padding 1; complex64. GFLOP/s: 8 real FLOPs per complex MAC "
-             "(forward+backward counted as 3x the forward, 2x without dL/dx). Baseline: torch.nn.functional.conv2d on complex64 "
+    notes = (f"batch {batch}; 3x3 convs, padding 1; {args.dtype}. GFLOP/s: 8 real FLOPs per complex MAC "
+             f"(forward+backward counted as 3x the forward, 2x without dL/dx). Baseline: torch.nn.functional.conv2d on {args.dtype} "
              "(+ modReLU in plain PyTorch).")
+    if dtype == torch.complex128:
+        notes += " '% of floor' uses the float32 GEMM rate: read it as relative only."
     if args.steady_heap:
         notes += (" Run after beamkernels.train.steady_heap() (glibc mallopt: mmap threshold 1 GiB, no trimming; "
                   "no page faults after warm-up, every provider).")
     if not args.quick:
-        print(write_results("conv-steady-heap" if args.steady_heap else "conv", rows, device, notes))
+        family = "conv" + ("-complex128" if dtype == torch.complex128 else "") + ("-steady-heap" if args.steady_heap else "")
+        print(write_results(family, rows, device, notes))
     return rows
 
 

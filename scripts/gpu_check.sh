@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine: build the extension for this GPU only, run the GPU tests (the
+# cuda and triton backends, compiled Triton), run the GPU benchmarks. Every step has a time limit
+# so that the whole fits a short lease; logs, a summary and the benchmark results go under $OUT
+# (default build/gpu-check), the summary is printed last.
+#
+#   OUT=... bash scripts/gpu_check.sh            # on the device machine, from the repository root
+#   BUILD_TIMEOUT / TEST_TIMEOUT / BENCH_TIMEOUT (seconds) shorten or lengthen the steps;
+#   BENCH_ONLY=activation,conv limits the benchmark families; SKIP_BUILD=1 reuses a build.
+#
+# Then copy $OUT/results/* to benchmarks/results/ (or a machine folder) and commit them.
+set -u
+OUT=${OUT:-build/gpu-check}
+PY=${PYTHON:-python}
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+if ! $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+  note "gpu_check: no CUDA device visible to torch here; nothing to do (the CPU suite is 'make test')."
+  exit 2
+fi
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv > "$OUT/nvidia-smi.csv" 2>&1
+note "device: $($PY -c 'import torch; print(torch.cuda.get_device_name(0))')"
+note "versions: $($PY -c 'import torch, triton; print("torch", torch.__version__, "cuda", torch.version.cuda, "triton", triton.__version__)' 2>&1)"
+ARCH=$($PY -c "import torch; c = torch.cuda.get_device_capability(); print(f'{c[0]}{c[1]}')")
+
+step() {  # step NAME TIMEOUT LOG CMD...: runs CMD under the limit, notes status and time
+  local name=$1 limit=$2 log=$3
+  shift 3
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$log" 2>&1
+  local rc=$?
+  local what="ok"
+  [ $rc -eq 124 ] && what="TIMED OUT after ${limit}s"
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] && what="FAILED (exit $rc)"
+  note "$name: $what in $((SECONDS - t0)) s (log: $log)"
+  return $rc
+}
+
+if [ "${SKIP_BUILD:-0}" != "1" ]; then
+  export BEAMKERNELS_CUDA_ARCHS=$ARCH MAX_JOBS=${MAX_JOBS:-$(nproc)}
+  step "build (sm_$ARCH)" "${BUILD_TIMEOUT:-480}" "$OUT/build.log" \
+    $PY -m pip install --no-build-isolation --no-deps -e . || { tail -40 "$OUT/build.log"; exit 1; }
+fi
+note "build_info: $($PY -c 'import beamkernels, json; print(json.dumps(beamkernels.build_info()))' 2>&1)"
+
+# The tests parametrized over backends carry "cuda" / "triton" in their ids; CPU-only tests are
+# CI's job ('make test' on the CPU).
+step "tests (cuda, triton)" "${TEST_TIMEOUT:-300}" "$OUT/tests.log" \
+  $PY -m pytest tests -q -p no:cacheprovider --maxfail=25 -k "cuda or triton" -rfEs
+note "  $(grep -E '[0-9]+ (passed|failed)' "$OUT/tests.log" | tail -1)"
+grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | head -25 | tee -a "$SUMMARY"
+
+BENCH_ARGS=(--device cuda)
+[ -n "${BENCH_ONLY:-}" ] && BENCH_ARGS+=(--only "$BENCH_ONLY")
+export BEAMKERNELS_RESULTS_DIR="$OUT/results"
+step "benchmarks ${BENCH_ARGS[*]}" "${BENCH_TIMEOUT:-360}" "$OUT/bench.log" \
+  $PY -m benchmarks.run_all "${BENCH_ARGS[@]}"
+if [ -f "$OUT/results/SUMMARY-cuda.md" ]; then
+  note ""
+  grep -E "^\|" "$OUT/results/SUMMARY-cuda.md" | cut -c1-160 | tee -a "$SUMMARY" > /dev/null
+  grep -E "^\|" "$OUT/results/SUMMARY-cuda.md" | cut -d'|' -f2-5,7,9-10 | head -60
+fi
+echo
+cat "$SUMMARY" | grep -v "^|"

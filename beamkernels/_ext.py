@@ -46,7 +46,7 @@ def _check_winograd_lanes_env() -> None:
     value = os.environ.get("BEAMKERNELS_CPU_WINOGRAD_LANES")
     if value is None or _C is None:
         return
-    lanes = _C.build_info()["cpu_winograd_lanes"]
+    lanes = _C.build_info().get("cpu_winograd_lanes", 8)
     if value.strip() not in ("8", "16"):
         raise ValueError(f"BEAMKERNELS_CPU_WINOGRAD_LANES must be 8 or 16; got {value!r}")
     if value.strip() == "16" and lanes != 16:

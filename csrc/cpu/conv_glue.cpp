@@ -2,7 +2,9 @@
 // use_gauss, gauss_nhwc and pointwise below, and the README's conv section):
 // - Winograd (forward of 3x3, stride-1, one-group convs on wide enough maps): our own kernel,
 //   csrc/cpu/conv_winograd.cpp, with the epilogue fused; its backward is the interleaved or Gauss
-//   one, whose dL/dx (for such convs, from the prologue's planar dL/dz) runs on the same kernel.
+//   one, whose dL/dx (for such convs, from the prologue's planar dL/dz) runs on the same kernel and
+//   whose dL/dW runs on the Winograd weight-gradient kernel for 4 <= C_in < 16; when those cover
+//   every gradient asked for, no real conv runs.
 // - Interleaved: x's interleaved real view [N, C_in, H, 2W] convolved by ONE real conv (ATen's
 //   optimized conv: oneDNN / im2col+GEMM) with stride (s_h, 2 s_w), padding (p_h, 2 p_w), dilation
 //   (d_h, 1) and the real weight [2 C_out, C_in / g, kh, 2 d_w (kw - 1) + 2] whose row 2o holds the
@@ -210,7 +212,7 @@ at::Tensor winograd_dx_from_planes(const at::Tensor& planes, int64_t re_off, int
 }
 
 // dL/dW of the same convs on the Winograd weight-gradient kernel (WinogradWeightGradParams in
-// csrc/conv.h), from the backward prologue's planes and x, under the forward's shape rule, in place
+// csrc/conv.h), from the backward prologue's planes and x, under the forward's fill rule at 8 lanes, in place
 // of the interleaved formulation's real conv for 4 <= C_in < 16, with its per-thread scratch (the
 // lane sums of 16 C_in C_out products dominate) within the same 2 MB. Measured (the backward op
 // with dL/dW only, batch 32, 2 threads, steady heap, Intel Xeon AVX-512, two alternating runs, ms,

@@ -176,7 +176,8 @@ def main(argv=None):
     ap.add_argument("--min-run-time", type=float, default=0.5)
     ap.add_argument("--layers", default="L1,L2,L3,L4", help="comma-separated subset of L1..L4")
     ap.add_argument("--activations", default="modrelu,none", help="comma-separated subset of modrelu,none")
-    ap.add_argument("--batch", type=int, default=None, help="default: 256 on GPU, 32 on CPU")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="default: 256 on GPU, 32 on CPU; another batch writes conv-batch<N>[...]-<device>.*")
     ap.add_argument("--steady-heap", action="store_true", help=STEADY_HEAP_HELP)
     ap.add_argument("--dtype", default="complex64", choices=["complex64", "complex128"],
                     help="complex128 writes conv-complex128[-steady-heap]-<device>.* (no third-party providers)")
@@ -203,7 +204,9 @@ def main(argv=None):
         notes += (" Run after beamkernels.train.steady_heap() (glibc mallopt: mmap threshold 1 GiB, no trimming; "
                   "no page faults after warm-up, every provider).")
     if not args.quick:
-        family = "conv" + ("-complex128" if dtype == torch.complex128 else "") + ("-steady-heap" if args.steady_heap else "")
+        default_batch = 256 if device.type == "cuda" else 32
+        family = ("conv" + ("-complex128" if dtype == torch.complex128 else "")
+                  + (f"-batch{batch}" if batch != default_batch else "") + ("-steady-heap" if args.steady_heap else ""))
         print(write_results(family, rows, device, notes))
     return rows
 

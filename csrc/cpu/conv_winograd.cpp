@@ -222,53 +222,69 @@ __attribute__((always_inline)) inline void transform_input(const InputRows<T>& p
     }
 }
 
+// Products and output transform of one block of NB <= OB output channels from ob, for every chunk of
+// the tile row: out[o - ob][2 rows][part][2 txp]. The last block of a C_out that is not a multiple of
+// OB runs with NB = the remainder (no products for padding channels).
+template <typename T, int L, int NB>
+__attribute__((always_inline)) inline void block(const WinogradParams<T>& p, const Layout& s, const T* U,
+                                                 index_t cout_pad, index_t ob, const T* vb, T* out) {
+  using V = typename Vec<T, L>::type;
+  using Mask = typename Vec<T, L>::mask;
+  const index_t row_len = 2 * s.txp;
+  for (index_t q = 0; q < s.chunks; ++q) {
+    V m[16][NB][2];
+    for (int xi = 0; xi < 16; ++xi) {
+      V ar[NB], ai[NB];
+      for (int o = 0; o < NB; ++o) ar[o] = V{}, ai[o] = V{};
+      const T* v = vb + (q * 16 + xi) * p.cin * 2 * L;
+      const T* u = U + (xi * p.cin * cout_pad + ob) * 2;
+      for (index_t c = 0; c < p.cin; ++c) {
+        const V vr = load<V>(v + 2 * c * L), vi = load<V>(v + (2 * c + 1) * L);
+        const T* uc = u + c * cout_pad * 2;
+#pragma GCC unroll 4
+        for (int o = 0; o < NB; ++o) {
+          const T ur = uc[2 * o], ui = uc[2 * o + 1];
+          ar[o] += ur * vr;
+          ar[o] -= ui * vi;
+          ai[o] += ur * vi;
+          ai[o] += ui * vr;
+        }
+      }
+      for (int o = 0; o < NB; ++o) m[xi][o][0] = ar[o], m[xi][o][1] = ai[o];
+    }
+    for (int o = 0; o < NB; ++o)
+      for (int part = 0; part < 2; ++part) {
+        V r[2][4];
+        for (int j = 0; j < 4; ++j) {  // A^T M (rows)
+          r[0][j] = m[j][o][part] + m[4 + j][o][part] + m[8 + j][o][part];
+          r[1][j] = m[4 + j][o][part] - m[8 + j][o][part] - m[12 + j][o][part];
+        }
+        for (int dy = 0; dy < 2; ++dy) {  // (A^T M) A (columns), pixels 2 t and 2 t + 1 interleaved
+          const V y0 = r[dy][0] + r[dy][1] + r[dy][2], y1 = r[dy][1] - r[dy][2] - r[dy][3];
+          T* d = out + ((o * 2 + dy) * 2 + part) * row_len + 2 * q * L;
+          store(d, interleave<L, V, Mask>(y0, y1, false));
+          store(d + L, interleave<L, V, Mask>(y0, y1, true));
+        }
+      }
+  }
+}
+
 // One unit of the forward (sample n, tile row ty).
 template <typename T, int L>
 __attribute__((always_inline)) inline void unit(const WinogradParams<T>& p, const Layout& s, const T* U,
                                                 index_t cout_pad, ConvForwardRowFn<T> row_fn, index_t n, index_t ty,
                                                 T* in, T* vb, T* out) {
-  using V = typename Vec<T, L>::type;
-  using Mask = typename Vec<T, L>::mask;
+  static_assert(OB == 4, "block dispatch below");
   const InputRows<T> rows{p.x, p.x_im, p.x_batch, p.x_channel, p.cin, p.cin, p.h, p.w, p.pad_h, p.pad_w};
   transform_input<T, L>(rows, s, n, ty, in, vb, 16 * p.cin, p.cin);
   // 3. Per block of OB output channels: products, output transform, epilogue.
   const index_t row_len = 2 * s.txp;
   for (index_t ob = 0; ob < p.cout; ob += OB) {
-    for (index_t q = 0; q < s.chunks; ++q) {
-      V m[16][OB][2];
-      for (int xi = 0; xi < 16; ++xi) {
-        V ar[OB], ai[OB];
-        for (int o = 0; o < OB; ++o) ar[o] = V{}, ai[o] = V{};
-        const T* v = vb + (q * 16 + xi) * p.cin * 2 * L;
-        const T* u = U + (xi * p.cin * cout_pad + ob) * 2;
-        for (index_t c = 0; c < p.cin; ++c) {
-          const V vr = load<V>(v + 2 * c * L), vi = load<V>(v + (2 * c + 1) * L);
-          const T* uc = u + c * cout_pad * 2;
-#pragma GCC unroll 4
-          for (int o = 0; o < OB; ++o) {
-            const T ur = uc[2 * o], ui = uc[2 * o + 1];
-            ar[o] += ur * vr;
-            ar[o] -= ui * vi;
-            ai[o] += ur * vi;
-            ai[o] += ui * vr;
-          }
-        }
-        for (int o = 0; o < OB; ++o) m[xi][o][0] = ar[o], m[xi][o][1] = ai[o];
-      }
-      for (int o = 0; o < OB; ++o)
-        for (int part = 0; part < 2; ++part) {
-          V r[2][4];
-          for (int j = 0; j < 4; ++j) {  // A^T M (rows)
-            r[0][j] = m[j][o][part] + m[4 + j][o][part] + m[8 + j][o][part];
-            r[1][j] = m[4 + j][o][part] - m[8 + j][o][part] - m[12 + j][o][part];
-          }
-          for (int dy = 0; dy < 2; ++dy) {  // (A^T M) A (columns), pixels 2 t and 2 t + 1 interleaved
-            const V y0 = r[dy][0] + r[dy][1] + r[dy][2], y1 = r[dy][1] - r[dy][2] - r[dy][3];
-            T* d = out + ((o * 2 + dy) * 2 + part) * row_len + 2 * q * L;
-            store(d, interleave<L, V, Mask>(y0, y1, false));
-            store(d + L, interleave<L, V, Mask>(y0, y1, true));
-          }
-        }
+    switch (std::min<index_t>(OB, p.cout - ob)) {
+      case 1: block<T, L, 1>(p, s, U, cout_pad, ob, vb, out); break;
+      case 2: block<T, L, 2>(p, s, U, cout_pad, ob, vb, out); break;
+      case 3: block<T, L, 3>(p, s, U, cout_pad, ob, vb, out); break;
+      default: block<T, L, 4>(p, s, U, cout_pad, ob, vb, out); break;
     }
     for (index_t o = ob; o < std::min(ob + OB, p.cout); ++o) {
       const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);

@@ -220,8 +220,9 @@ at::Tensor winograd_dx_from_planes(const at::Tensor& planes, int64_t re_off, int
 // 8 -> 8 4.9-5.0 vs 7.7, 4 -> 8 3.5-3.6 vs 7.4-7.6, 4 -> 4 2.1 vs 3.3, 8 -> 4 3.4-3.5 vs 3.5; 5 -> 16
 // at 18x72 2.0-2.2 vs 3.0-3.1; 12 -> 24 at 18x72 5.8-6.4 vs 8.2-8.6. Below 4 input channels oneDNN
 // was faster (3 -> 16 at 36x144 7.7 vs 4.3, 2 -> 8 2.0-2.1 vs 1.7); from 16, where the backward runs
-// Gauss's three real convs, those were as fast or faster (16 -> 16 at 36x144 20.0 vs 15.1-17.5, 16 -> 32
-// at 18x72 9.1-10.7 vs 6.5-6.8, 32 -> 32 at 18x72 12.1-12.2 vs 12.0-12.2). Always 8 lanes: 16 measured
+// Gauss's three real convs, those were as fast or faster (after the point-major layout: 16 -> 16 at
+// 36x144 15.3-21.8 vs 15.1-23.4, 16 -> 32 at 18x72 9.9-11.7 vs 6.5-8.8, 32 -> 32 at 18x72 11.3-11.7 vs
+// 11.3-11.7). Always 8 lanes: 16 measured
 // slower (5 -> 16 at 36x144 12.7 vs 9.3-9.5, 8 -> 16 15.1-16.1 vs 10.9-11.7, 4 -> 8 5.2-5.3 vs 3.7-4.2;
 // 12 -> 24 at 18x72 6.6-6.7 vs 6.1-6.3).
 constexpr int64_t kWinogradDwMinChannels = 4;

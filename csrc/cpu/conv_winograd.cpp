@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 // Vector-extension a * b + c must become one FMA (C++17's ISO mode leaves contraction off in GCC).

@@ -9,14 +9,15 @@ CPU against Gauss's 3 real GEMMs and one block-real GEMM, it was the fastest at 
 tried (benchmarks/bench_linear.py, README). It is the one op here that follows the backend
 choice: the reference backend is F.linear with PyTorch's autograd (the specification); every
 other backend runs the same GEMMs through _ComplexLinear, whose backward computes
-dL/dx = g conj(W) as (W^H g^T)^T (BLAS reads W conjugate-transposed), or conj(conj(g) W) for
-fewer than 4 rows, so the weight is never conjugated into a copy (PyTorch's autograd materializes
-conj(W) for it: 15 ms of the thesis model's 1024 x 4608 layer per step).
+dL/dx = g conj(W) without conjugating the weight into a copy (PyTorch's autograd materializes
+conj(W) for it: 15 ms of the thesis model's 1024 x 4608 layer per step), in whichever of two BLAS
+orientations is faster on this machine (_dx_transposed_form, below).
 """
 
 from __future__ import annotations
 
 import numbers
+import time
 
 import torch
 from torch import Tensor
@@ -28,8 +29,8 @@ from beamkernels._checks import check_complex, check_same_device, check_same_dty
 
 class _ComplexLinear(torch.autograd.Function):
     """y = x W^T + b (F.linear) with a backward that never conjugates W into a copy:
-    dL/dx = g conj(W) = (W^H g^T)^T, or conj(conj(g) W) for M < 4 rows (used when g and x are
-    smaller than W, _conj_small_pays);
+    dL/dx = g conj(W) = (W^H g^T)^T or conj(conj(g) W) (_dx_transposed_form; used when g and x
+    are smaller than W, _conj_small_pays);
     dL/dW = g^T conj(x); dL/db = sum of g (PyTorch's conjugate-Wirtinger convention)."""
 
     generate_vmap_rule = True  # torch.func (grad, vmap, jacrev) support
@@ -50,17 +51,7 @@ class _ComplexLinear(torch.autograd.Function):
         x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            if g2.shape[0] >= DX_TRANSPOSED_MIN_ROWS:
-                # dL/dx^T = W^H g^T: BLAS reads W as a conjugate-transposed operand ('C'), the same
-                # access as the forward's W^T ('T'). Measured (MKL cgemm, 2 threads, Zen 3) for the
-                # thesis model's 4608 -> 1024 layer at M = 32: 17-19 vs 26 ms for conj(conj(g) W)
-                # (W as 'N'); 1024 -> 1440: 4.8 vs 6.9 ms; M = 4..128 faster or equal.
-                gx = (weight.mH @ g2.mT).mT.contiguous().reshape(x.shape)
-            else:
-                # M < 4 goes to BLAS's matrix-vector paths, which favour this orientation (M = 1:
-                # 3.6 vs 8.3 ms). resolve_conj: a plain tensor for the caller (x.grad.numpy(),
-                # view_as_real), one pass over the small [M, in] result.
-                gx = (g2.conj() @ weight).conj().resolve_conj().reshape(x.shape)
+            gx = _dx(g2, weight, _dx_transposed_form(g2, weight)).reshape(x.shape)
         if ctx.needs_input_grad[1]:
             gw = g2.mT @ x2.conj()
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -68,8 +59,64 @@ class _ComplexLinear(torch.autograd.Function):
         return gx, gw, gb
 
 
-# Rows of g (batch elements) from which dL/dx is computed as (W^H g^T)^T (see backward).
+def _dx(g2: Tensor, weight: Tensor, transposed: bool) -> Tensor:
+    """dL/dx = g conj(W) for g [M, out], W [out, in], as a plain (unconjugated) contiguous tensor.
+    transposed: (W^H g^T)^T, BLAS reads W conjugate-transposed ('C', the forward's access to W);
+    else conj(conj(g) W): W read as stored ('N'), conj(g) a copy of the small g. resolve_conj: a
+    plain tensor for the caller (x.grad.numpy(), view_as_real), one pass over the small result."""
+    if transposed:
+        return (weight.mH @ g2.mT).mT.contiguous()
+    return (g2.conj() @ weight).conj().resolve_conj()
+
+
+# Which dL/dx form is faster depends on the BLAS and the CPU, so on the CPU each (rows, in, out,
+# dtype, threads) times both once at its first backward and keeps the faster. Measured (MKL,
+# 2 threads, the thesis model's 4608 -> 1024 layer at 32 rows, steady heap): AMD EPYC Zen 3
+# 17-21 (transposed) vs 26-31 ms; Intel Xeon AVX-512 16.9 vs 9.5 ms (9216 -> 1440: 49.3 vs
+# 30.0 ms; 1024 -> 256: 0.69 vs 0.51 ms). Without a timing (GPU tensors: unmeasured; tracing
+# under torch.compile or torch.func; torch.use_deterministic_algorithms(True), which must not
+# depend on timings): the conj form below DX_TRANSPOSED_MIN_ROWS rows (BLAS's matrix-vector
+# paths favour it everywhere measured: 1 row 3.6 vs 8.3 ms on the Zen 3), else the CPU's last
+# timed winner, else the transposed form.
 DX_TRANSPOSED_MIN_ROWS = 4
+_DX_TIMED: dict[tuple, bool] = {}  # (rows, in, out, dtype, threads) -> transposed form is faster
+_DX_LAST: dict[str, bool] = {}  # device type -> the last timed winner (the default while tracing)
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # not fake / functional tensors of a tracer
+
+
+def _dx_transposed_form(g2: Tensor, weight: Tensor) -> bool:
+    rows = g2.shape[0]
+    if g2.device.type != "cpu" or torch.are_deterministic_algorithms_enabled():
+        return rows >= DX_TRANSPOSED_MIN_ROWS
+    if (torch.compiler.is_compiling() or _functorch_active()
+            or type(g2) not in _PLAIN or type(weight) not in _PLAIN):
+        return rows >= DX_TRANSPOSED_MIN_ROWS and _DX_LAST.get("cpu", True)
+    key = (rows, weight.shape[1], weight.shape[0], weight.dtype, torch.get_num_threads())
+    choice = _DX_TIMED.get(key)
+    if choice is None:
+        choice = _DX_TIMED[key] = _DX_LAST["cpu"] = _time_dx_forms(g2, weight)
+    return choice
+
+
+def _functorch_active() -> bool:
+    # torch.func transforms wrap tensors whose type is still torch.Tensor: time nothing under them.
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active()) if active is not None else False
+
+
+def _time_dx_forms(g2: Tensor, weight: Tensor) -> bool:
+    """True if (W^H g^T)^T is faster than conj(conj(g) W) here: one warm-up call each, then the
+    better of two alternating timed calls each (the candidates differ by 1.4-1.8x where it matters)."""
+    best = [float("inf"), float("inf")]
+    with torch.no_grad():
+        for rep in range(3):
+            for i, transposed in enumerate((True, False)):
+                t0 = time.perf_counter()
+                _dx(g2, weight, transposed)
+                if rep:
+                    best[i] = min(best[i], time.perf_counter() - t0)
+    return best[0] <= best[1]
+
 
 # Below this many weight elements the conj(W) copy costs less than _ComplexLinear's per-call
 # overhead (measured ~25 us on [32, 256] -> 64, forward 0.063 vs 0.039 ms).

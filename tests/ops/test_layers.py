@@ -140,6 +140,85 @@ def test_linear_conj_aware_backward_plain_grad_and_torch_func(monkeypatch):
     assert_close(g, x.grad)
 
 
+@pytest.mark.parametrize("rows", [0, 1, 3, 4, 7])
+def test_linear_dx_forms_agree(rows):
+    """Both dL/dx orientations of _ComplexLinear equal g conj(W), as plain contiguous tensors."""
+    from beamkernels.ops import layers
+
+    g, w = crandn(rows, 5, dtype=C128), crandn(5, 9, dtype=C128)
+    expected = g @ w.conj()
+    for transposed in (True, False):
+        got = layers._dx(g, w, transposed)
+        assert not got.is_conj() and got.is_contiguous()
+        assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_linear_gradcheck_each_dx_form(transposed, monkeypatch):
+    from beamkernels.ops import layers
+
+    monkeypatch.setattr(layers, "CONJ_SMALL_MIN_WEIGHT", 0)
+    calls = []
+    monkeypatch.setattr(layers, "_dx_transposed_form", lambda g2, w: calls.append(1) or transposed)
+    x = crandn(2, 3, 30, dtype=C128, requires_grad=True)
+    w = crandn(40, 30, dtype=C128, requires_grad=True)
+    b = crandn(40, dtype=C128, requires_grad=True)
+    assert torch.autograd.gradcheck(F.complex_linear, (x, w, b))
+    assert calls  # the _ComplexLinear backward ran with the forced form
+
+
+def test_linear_dx_form_timed_once_per_shape_and_fixed_when_deterministic(monkeypatch):
+    from beamkernels.ops import layers
+
+    monkeypatch.setattr(layers, "_DX_TIMED", {})
+    monkeypatch.setattr(layers, "_DX_LAST", {})
+    timed = []
+    monkeypatch.setattr(layers, "_time_dx_forms", lambda g2, w: timed.append(g2.shape[0]) or False)
+    g, w = crandn(6, 4), crandn(4, 10)
+    assert layers._dx_transposed_form(g, w) is False and layers._dx_transposed_form(g, w) is False
+    assert timed == [6]  # cached: one timing per (rows, in, out, dtype, threads)
+    assert layers._dx_transposed_form(crandn(5, 4), w) is False and timed == [6, 5]
+    # A layer's weight is an nn.Parameter: timed as well (through the whole backward).
+    lin = beamkernels.nn.ComplexLinear(30, 40)
+    monkeypatch.setattr(layers, "CONJ_SMALL_MIN_WEIGHT", 0)
+    lin(crandn(2, 30, requires_grad=True)).abs().sum().backward()
+    assert timed == [6, 5, 2]
+    key = (6, 10, 4, torch.complex64, torch.get_num_threads())
+    assert key in layers._DX_TIMED and layers._DX_LAST["cpu"] is False
+    # Deterministic mode and tracing never time: the fixed rule (and the last timed winner).
+    with torch.inference_mode(False):
+        prev = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True)
+        try:
+            assert layers._dx_transposed_form(crandn(8, 4), w) is True
+            assert layers._dx_transposed_form(crandn(2, 4), w) is False
+        finally:
+            torch.use_deterministic_algorithms(prev)
+    assert timed == [6, 5, 2]
+    # The real timing returns a bool and leaves no autograd graph behind.
+    monkeypatch.undo()
+    assert isinstance(layers._time_dx_forms(crandn(6, 4), w), bool)
+
+
+def test_linear_torch_compile_fullgraph_conj_aware_path(monkeypatch):
+    """_ComplexLinear (the big-weight path) under torch.compile(fullgraph=True)."""
+    from beamkernels.ops import layers
+
+    monkeypatch.setattr(layers, "CONJ_SMALL_MIN_WEIGHT", 0)
+    torch._dynamo.reset()
+    x = crandn(2, 30, requires_grad=True)
+    w = crandn(40, 30, requires_grad=True)
+    with beamkernels.use_backend("cpu" if "cpu" in beamkernels.available_backends() else "triton"):
+        compiled = torch.compile(lambda x, w: F.complex_linear(x, w).abs().sum(), fullgraph=True,
+                                 backend="aot_eager")
+        out = compiled(x, w)
+        grads = torch.autograd.grad(out, (x, w))
+    expected = tF.linear(x, w).abs().sum()
+    assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    for a, e in zip(grads, torch.autograd.grad(expected, (x, w))):
+        assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
 def test_linear_torch_compile_fullgraph(backend, device):
     skip_compile_if_interpreted(backend)
     torch._dynamo.reset()

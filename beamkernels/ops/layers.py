@@ -69,8 +69,10 @@ def _dx(g2: Tensor, weight: Tensor, transposed: bool) -> Tensor:
     return (g2.conj() @ weight).conj().resolve_conj()
 
 
-# Which dL/dx form is faster depends on the BLAS and the CPU, so on the CPU each (rows, in, out,
-# dtype, threads) times both once at its first backward and keeps the faster. Measured (MKL,
+# Which dL/dx form is faster depends on the BLAS and the CPU, so on the CPU each layer shape (in,
+# out, dtype, threads, and rows rounded to a power-of-two bucket, so that varying batch sizes or
+# sequence lengths do not each pay a timing) times both once at its first backward and keeps the
+# faster. Measured (MKL,
 # 2 threads, the thesis model's 4608 -> 1024 layer at 32 rows, steady heap): AMD EPYC Zen 3
 # 17-21 (transposed) vs 26-31 ms; Intel Xeon AVX-512 16.9 vs 9.5 ms (9216 -> 1440: 49.3 vs
 # 30.0 ms; 1024 -> 256: 0.69 vs 0.51 ms). Without a timing (GPU tensors: unmeasured; tracing
@@ -79,7 +81,7 @@ def _dx(g2: Tensor, weight: Tensor, transposed: bool) -> Tensor:
 # paths favour it everywhere measured: 1 row 3.6 vs 8.3 ms on the Zen 3), else the CPU's last
 # timed winner, else the transposed form.
 DX_TRANSPOSED_MIN_ROWS = 4
-_DX_TIMED: dict[tuple, bool] = {}  # (rows, in, out, dtype, threads) -> transposed form is faster
+_DX_TIMED: dict[tuple, bool] = {}  # (rows bucket, in, out, dtype, threads) -> transposed form is faster
 _DX_LAST: dict[str, bool] = {}  # device type -> the last timed winner (the default while tracing)
 _PLAIN = (torch.Tensor, torch.nn.Parameter)  # not fake / functional tensors of a tracer
 
@@ -91,7 +93,7 @@ def _dx_transposed_form(g2: Tensor, weight: Tensor) -> bool:
     if (torch.compiler.is_compiling() or _functorch_active()
             or type(g2) not in _PLAIN or type(weight) not in _PLAIN):
         return rows >= DX_TRANSPOSED_MIN_ROWS and _DX_LAST.get("cpu", True)
-    key = (rows, weight.shape[1], weight.shape[0], weight.dtype, torch.get_num_threads())
+    key = (rows.bit_length(), weight.shape[1], weight.shape[0], weight.dtype, torch.get_num_threads())
     choice = _DX_TIMED.get(key)
     if choice is None:
         choice = _DX_TIMED[key] = _DX_LAST["cpu"] = _time_dx_forms(g2, weight)

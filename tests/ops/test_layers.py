@@ -176,14 +176,15 @@ def test_linear_dx_form_timed_once_per_shape_and_fixed_when_deterministic(monkey
     monkeypatch.setattr(layers, "_time_dx_forms", lambda g2, w: timed.append(g2.shape[0]) or False)
     g, w = crandn(6, 4), crandn(4, 10)
     assert layers._dx_transposed_form(g, w) is False and layers._dx_transposed_form(g, w) is False
-    assert timed == [6]  # cached: one timing per (rows, in, out, dtype, threads)
-    assert layers._dx_transposed_form(crandn(5, 4), w) is False and timed == [6, 5]
+    assert timed == [6]  # cached: one timing per (rows bucket, in, out, dtype, threads)
+    assert layers._dx_transposed_form(crandn(5, 4), w) is False and timed == [6]  # rows 4-7: one bucket
+    assert layers._dx_transposed_form(crandn(8, 4), w) is False and timed == [6, 8]
     # A layer's weight is an nn.Parameter: timed as well (through the whole backward).
     lin = beamkernels.nn.ComplexLinear(30, 40)
     monkeypatch.setattr(layers, "CONJ_SMALL_MIN_WEIGHT", 0)
     lin(crandn(2, 30, requires_grad=True)).abs().sum().backward()
-    assert timed == [6, 5, 2]
-    key = (6, 10, 4, torch.complex64, torch.get_num_threads())
+    assert timed == [6, 8, 2]
+    key = ((6).bit_length(), 10, 4, torch.complex64, torch.get_num_threads())
     assert key in layers._DX_TIMED and layers._DX_LAST["cpu"] is False
     # Deterministic mode and tracing never time: the fixed rule (and the last timed winner).
     with torch.inference_mode(False):
@@ -194,7 +195,7 @@ def test_linear_dx_form_timed_once_per_shape_and_fixed_when_deterministic(monkey
             assert layers._dx_transposed_form(crandn(2, 4), w) is False
         finally:
             torch.use_deterministic_algorithms(prev)
-    assert timed == [6, 5, 2]
+    assert timed == [6, 8, 2]
     # The real timing returns a bool and leaves no autograd graph behind.
     monkeypatch.undo()
     assert isinstance(layers._time_dx_forms(crandn(6, 4), w), bool)

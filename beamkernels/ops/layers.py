@@ -10,8 +10,8 @@ tried (benchmarks/bench_linear.py, README). It is the one op here that follows t
 choice: the reference backend is F.linear with PyTorch's autograd (the specification); every
 other backend runs the same GEMMs through _ComplexLinear, whose backward computes
 dL/dx = g conj(W) without conjugating the weight into a copy (PyTorch's autograd materializes
-conj(W) for it: 15 ms of the thesis model's 1024 x 4608 layer per step), in whichever of two BLAS
-orientations is faster on this machine (_dx_transposed_form, below).
+conj(W) for it: 15 ms of the thesis model's 1024 x 4608 layer per step), in one of two BLAS
+orientations: on the CPU the one timed faster for the layer's shape (_dx_transposed_form, below).
 """
 
 from __future__ import annotations
@@ -75,11 +75,12 @@ def _dx(g2: Tensor, weight: Tensor, transposed: bool) -> Tensor:
 # faster. Measured (MKL,
 # 2 threads, the thesis model's 4608 -> 1024 layer at 32 rows, steady heap): AMD EPYC Zen 3
 # 17-21 (transposed) vs 26-31 ms; Intel Xeon AVX-512 16.9 vs 9.5 ms (9216 -> 1440: 49.3 vs
-# 30.0 ms; 1024 -> 256: 0.69 vs 0.51 ms). Without a timing (GPU tensors: unmeasured; tracing
-# under torch.compile or torch.func; torch.use_deterministic_algorithms(True), which must not
-# depend on timings): the conj form below DX_TRANSPOSED_MIN_ROWS rows (BLAS's matrix-vector
-# paths favour it everywhere measured: 1 row 3.6 vs 8.3 ms on the Zen 3), else the CPU's last
-# timed winner, else the transposed form.
+# 30.0 ms; 1024 -> 256: 0.69 vs 0.51 ms). Nothing is timed for GPU tensors (unmeasured) and under
+# torch.use_deterministic_algorithms(True) (must not depend on timings): the conj form below
+# DX_TRANSPOSED_MIN_ROWS rows (BLAS's matrix-vector paths favour it everywhere measured: 1 row
+# 3.6 vs 8.3 ms on the Zen 3), the transposed form from there. Nor while tracing on the CPU
+# (torch.compile, torch.func): the same below DX_TRANSPOSED_MIN_ROWS, else the process's last
+# timed winner (the transposed form if none).
 DX_TRANSPOSED_MIN_ROWS = 4
 _DX_TIMED: dict[tuple, bool] = {}  # (rows bucket, in, out, dtype, threads) -> transposed form is faster
 _DX_LAST: dict[str, bool] = {}  # device type -> the last timed winner (the default while tracing)

@@ -100,8 +100,9 @@ def test_linear_gradcheck_and_float32():
 @pytest.mark.parametrize("sizes", [((3, 5), 4), ((2, 30), 40), ((2, 3, 30), 40)])
 def test_linear_each_backend_gradcheck_complex128(backend, device, sizes, monkeypatch):
     # Non-reference backends: (2, 30) -> 40 and (2, 3, 30) -> 40 run _ComplexLinear (g and x smaller
-    # than W; its size floor is lowered here so gradcheck stays small), dL/dx as conj(conj(g) W) for
-    # M = 2 rows and as (W^H g^T)^T for M = 6; (3, 5) -> 4 runs F.linear.
+    # than W; its size floor is lowered here so gradcheck stays small), dL/dx in the orientation
+    # timed faster on the CPU (each one forced: test_linear_gradcheck_each_dx_form); (3, 5) -> 4
+    # runs F.linear.
     from beamkernels.ops import layers
 
     monkeypatch.setattr(layers, "CONJ_SMALL_MIN_WEIGHT", 0)

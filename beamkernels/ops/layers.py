@@ -72,10 +72,9 @@ def _dx(g2: Tensor, weight: Tensor, transposed: bool) -> Tensor:
 # Which dL/dx form is faster depends on the BLAS and the CPU, so on the CPU each layer shape (in,
 # out, dtype, threads, and rows rounded to a power-of-two bucket, so that varying batch sizes or
 # sequence lengths do not each pay a timing) times both once at its first backward and keeps the
-# faster. Measured (MKL,
-# 2 threads, the thesis model's 4608 -> 1024 layer at 32 rows, steady heap): AMD EPYC Zen 3
-# 17-21 (transposed) vs 26-31 ms; Intel Xeon AVX-512 16.9 vs 9.5 ms (9216 -> 1440: 49.3 vs
-# 30.0 ms; 1024 -> 256: 0.69 vs 0.51 ms). Nothing is timed for GPU tensors (unmeasured) and under
+# faster. Measured (MKL, 2 threads, the thesis model's 4608 -> 1024 layer at 32 rows, steady
+# heap): AMD EPYC Zen 3 17-21 (transposed) vs 26-31 ms; Intel Xeon AVX-512 16.9 vs 9.5 ms
+# (9216 -> 1440: 49.3 vs 30.0 ms; 1024 -> 256: 0.69 vs 0.51 ms). Nothing is timed for GPU tensors (unmeasured) and under
 # torch.use_deterministic_algorithms(True) (must not depend on timings): the conj form below
 # DX_TRANSPOSED_MIN_ROWS rows (BLAS's matrix-vector paths favour it everywhere measured: 1 row
 # 3.6 vs 8.3 ms on the Zen 3), the transposed form from there. Nor while tracing on the CPU

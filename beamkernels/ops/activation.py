@@ -25,19 +25,23 @@ _BLOCK = 1024
 
 
 # ---- compiled (C++ / CUDA) ops: fake kernels and autograd ----
-if _ext.LOADED:
+def register_compiled_activations(namespace: str = "beamkernels") -> None:
+    """Fake kernels and autograd of <namespace>::{crelu, zrelu, cardioid, modrelu} (the C++ / CUDA
+    ops). Called once for the package's own ops; tests/cuda_emu calls it for the emulated CUDA
+    build of the same kernels."""
+    ops = getattr(torch.ops, namespace)
 
-    def _register_compiled_unary(name: str) -> None:
-        @torch.library.register_fake(f"beamkernels::{name}")
+    def register_unary(name: str) -> None:
+        @torch.library.register_fake(f"{namespace}::{name}")
         def _fake(x):
             torch._check(x.is_complex(), lambda: f"{name}: x must be complex")
             return x.new_empty(x.shape)
 
-        @torch.library.register_fake(f"beamkernels::{name}_backward")
+        @torch.library.register_fake(f"{namespace}::{name}_backward")
         def _fake_bwd(grad, x):
             return x.new_empty(x.shape)
 
-        backward_op = getattr(torch.ops.beamkernels, f"{name}_backward")
+        backward_op = getattr(ops, f"{name}_backward")
 
         def _setup(ctx, inputs, output):
             ctx.save_for_backward(inputs[0])
@@ -46,16 +50,16 @@ if _ext.LOADED:
             (x,) = ctx.saved_tensors
             return backward_op(grad, x)
 
-        torch.library.register_autograd(f"beamkernels::{name}", _backward, setup_context=_setup)
+        torch.library.register_autograd(f"{namespace}::{name}", _backward, setup_context=_setup)
 
-    for _name in UNARY:
-        _register_compiled_unary(_name)
+    for name in UNARY:
+        register_unary(name)
 
-    @torch.library.register_fake("beamkernels::modrelu")
+    @torch.library.register_fake(f"{namespace}::modrelu")
     def _modrelu_fake(x, bias):
         return x.new_empty(x.shape)
 
-    @torch.library.register_fake("beamkernels::modrelu_backward")
+    @torch.library.register_fake(f"{namespace}::modrelu_backward")
     def _modrelu_bwd_fake(grad, x, bias):
         return x.new_empty(x.shape), bias.new_empty(bias.shape)
 
@@ -64,9 +68,13 @@ if _ext.LOADED:
 
     def _modrelu_backward(ctx, grad):
         x, bias = ctx.saved_tensors
-        return tuple(torch.ops.beamkernels.modrelu_backward(grad, x, bias))
+        return tuple(ops.modrelu_backward(grad, x, bias))
 
-    torch.library.register_autograd("beamkernels::modrelu", _modrelu_backward, setup_context=_modrelu_setup)
+    torch.library.register_autograd(f"{namespace}::modrelu", _modrelu_backward, setup_context=_modrelu_setup)
+
+
+if _ext.LOADED:
+    register_compiled_activations()
 
 
 # ---- Triton ops ----

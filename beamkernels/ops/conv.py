@@ -141,9 +141,14 @@ def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
 
 
 _COMPILED_CONV = _ext.LOADED and hasattr(torch.ops.beamkernels, "complex_conv2d")
-if _COMPILED_CONV:
 
-    @torch.library.register_fake("beamkernels::complex_conv2d")
+
+def register_compiled_conv(namespace: str = "beamkernels") -> None:
+    """Fake kernels and autograd of <namespace>::complex_conv2d (the C++ / CUDA op). Called once
+    for the package's own ops; tests/cuda_emu calls it for the emulated CUDA build of the same
+    kernels, so that they run through this very code."""
+
+    @torch.library.register_fake(f"{namespace}::complex_conv2d")
     def _conv_fake(x, weight, bias, stride, padding, dilation, groups, activation, activation_bias, save_z=True):
         n, cout = x.shape[0], weight.shape[0]
         ho = _out_size(x.shape[2], weight.shape[2], stride[0], padding[0], dilation[0])
@@ -153,7 +158,7 @@ if _COMPILED_CONV:
         saved = x.new_empty((n, 2 * cout, ho, wo) if activation != 0 and save_z else (0,), dtype=x.real.dtype)
         return y, saved
 
-    @torch.library.register_fake("beamkernels::complex_conv2d_backward")
+    @torch.library.register_fake(f"{namespace}::complex_conv2d_backward")
     def _conv_bwd_fake(grad, x, weight, bias, saved, stride, padding, dilation, groups, activation, activation_bias,
                        output_mask):
         def out(ref_t, on):
@@ -165,6 +170,7 @@ if _COMPILED_CONV:
                else saved.new_empty((0,)))
         return gx, gw, gb, gab
 
+    _register_conv_autograd("", namespace)
 
 
 # ---- Triton ops ----
@@ -277,10 +283,10 @@ if _triton.ENABLED:
         return gx, gw, gb, gab
 
 
-def _register_conv_autograd(prefix: str) -> None:
-    """Autograd for beamkernels::<prefix>complex_conv2d: the backward op gets which of
+def _register_conv_autograd(prefix: str, namespace: str = "beamkernels") -> None:
+    """Autograd for <namespace>::<prefix>complex_conv2d: the backward op gets which of
     (x, weight, bias, activation_bias) need a gradient, so e.g. dL/dx is skipped for an input image."""
-    backward_op = getattr(torch.ops.beamkernels, f"{prefix}complex_conv2d_backward")
+    backward_op = getattr(getattr(torch.ops, namespace), f"{prefix}complex_conv2d_backward")
 
     def setup(ctx, inputs, output):
         x, weight, bias, stride, padding, dilation, groups, activation, activation_bias = inputs[:9]
@@ -301,11 +307,11 @@ def _register_conv_autograd(prefix: str) -> None:
                  None, None, None, None, None, gab if mask[3] else None)
         return grads + (None,) * (len(need) - len(grads))  # save_z (compiled op only)
 
-    torch.library.register_autograd(f"beamkernels::{prefix}complex_conv2d", backward, setup_context=setup)
+    torch.library.register_autograd(f"{namespace}::{prefix}complex_conv2d", backward, setup_context=setup)
 
 
 if _COMPILED_CONV:
-    _register_conv_autograd("")
+    register_compiled_conv()
 if _TRITON_CONV:
     _register_conv_autograd("triton_")
 

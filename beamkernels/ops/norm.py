@@ -68,10 +68,16 @@ def _fake_backward(grad, x, mean, cov, weight, training, eps):
 
 
 # ---- compiled (C++ / CUDA) ops: fake kernels and autograd ----
+def register_compiled_norm(namespace: str = "beamkernels") -> None:
+    """Fake kernels and autograd of <namespace>::complex_batch_norm (the C++ / CUDA op). Called once
+    for the package's own op; tests/cuda_emu calls it for the emulated CUDA build."""
+    torch.library.register_fake(f"{namespace}::complex_batch_norm")(_fake_forward)
+    torch.library.register_fake(f"{namespace}::complex_batch_norm_backward")(_fake_backward)
+    _register_autograd(f"{namespace}::complex_batch_norm", getattr(torch.ops, namespace).complex_batch_norm_backward)
+
+
 if _ext.LOADED:
-    torch.library.register_fake("beamkernels::complex_batch_norm")(_fake_forward)
-    torch.library.register_fake("beamkernels::complex_batch_norm_backward")(_fake_backward)
-    _register_autograd("beamkernels::complex_batch_norm", torch.ops.beamkernels.complex_batch_norm_backward)
+    register_compiled_norm()
 
 
 # ---- Triton ops ----

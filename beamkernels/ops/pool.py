@@ -42,8 +42,8 @@ def _fake_backward(grad, indices, height, width):
     return grad.new_empty((grad.shape[0], grad.shape[1], height, width))
 
 
-def _register_autograd(prefix: str) -> None:
-    backward_op = getattr(torch.ops.beamkernels, f"{prefix}{_MAXPOOL}_backward")
+def _register_autograd(prefix: str, namespace: str = "beamkernels") -> None:
+    backward_op = getattr(getattr(torch.ops, namespace), f"{prefix}{_MAXPOOL}_backward")
 
     def _setup(ctx, inputs, output):
         x = inputs[0]
@@ -54,14 +54,20 @@ def _register_autograd(prefix: str) -> None:
         (indices,) = ctx.saved_tensors
         return backward_op(grad, indices, ctx.hw[0], ctx.hw[1]), None, None, None, None, None
 
-    torch.library.register_autograd(f"beamkernels::{prefix}{_MAXPOOL}", _backward, setup_context=_setup)
+    torch.library.register_autograd(f"{namespace}::{prefix}{_MAXPOOL}", _backward, setup_context=_setup)
 
 
 # ---- compiled (C++ / CUDA) op: fake kernels and autograd ----
+def register_compiled_pool(namespace: str = "beamkernels") -> None:
+    """Fake kernels and autograd of <namespace>::complex_max_pool2d (the C++ / CUDA op). Called
+    once for the package's own op; tests/cuda_emu calls it for the emulated CUDA build."""
+    torch.library.register_fake(f"{namespace}::{_MAXPOOL}")(_fake_forward)
+    torch.library.register_fake(f"{namespace}::{_MAXPOOL}_backward")(_fake_backward)
+    _register_autograd("", namespace)
+
+
 if _compiled_has(_MAXPOOL):
-    torch.library.register_fake(f"beamkernels::{_MAXPOOL}")(_fake_forward)
-    torch.library.register_fake(f"beamkernels::{_MAXPOOL}_backward")(_fake_backward)
-    _register_autograd("")
+    register_compiled_pool()
 
 
 # ---- Triton op ----

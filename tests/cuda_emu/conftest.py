@@ -1,0 +1,55 @@
+"""The CUDA kernels and their torch glue, built for the CPU emulator (build.py) and registered
+as torch.ops.beamkernels_cuda_emu.* with the package's own fake kernels and autograd. Built once
+per session (about a minute on 2 cores; ninja reuses it while nothing changed)."""
+
+import shutil
+
+import pytest
+import torch
+
+from tests.cuda_emu import build
+
+
+@pytest.fixture(scope="session")
+def emu():
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler to build the CUDA emulator")
+    module = build.load()
+    from beamkernels.ops import activation, conv, norm, pool
+
+    conv.register_compiled_conv(build.NAMESPACE)
+    activation.register_compiled_activations(build.NAMESPACE)
+    norm.register_compiled_norm(build.NAMESPACE)
+    pool.register_compiled_pool(build.NAMESPACE)
+    module.configure()
+    yield module
+    module.configure()
+
+
+@pytest.fixture
+def E(emu):
+    """The emulated ops: torch.ops.beamkernels_cuda_emu."""
+    return getattr(torch.ops, build.NAMESPACE)
+
+
+@pytest.fixture(params=[0, 1, 2], ids=["in-order", "reversed", "shuffled"])
+def schedule(emu, request):
+    """Threads of a block run in order, in reverse, or shuffled between barriers: a missing
+    __syncthreads shows up as a difference between the schedules."""
+    emu.configure(schedule=request.param, seed=1234)
+    yield request.param
+    emu.configure()
+
+
+@pytest.fixture
+def launched(emu):
+    """launched() -> the kernels launched since the previous call (or the test's start), by short
+    name (namespaces and template arguments stripped)."""
+    emu.clear_launches()
+
+    def names() -> list[str]:
+        out = [n.split("<")[0].split("::")[-1] for n in emu.launches()]
+        emu.clear_launches()
+        return out
+
+    return names

@@ -1,0 +1,139 @@
+// A CPU emulator of the part of the CUDA runtime and device language that csrc/cuda/*.cu use,
+// so that the CUDA kernels and their torch glue run (and are tested) on a machine without a GPU.
+// It checks the kernels' logic: index maps, tiling and bounds, barriers, warp shuffles, WMMA
+// tiles, atomics, launch configurations. It says nothing about speed, nor about memory races
+// beyond what the two schedules (threads in order, then in reverse order between barriers) expose.
+//
+// Model: a launch runs its blocks one after the other; the threads of a block are fibers
+// (ucontext) on one OS thread, each running until it finishes or waits at a barrier
+// (__syncthreads, or the warp-wide one inside a shuffle). `__shared__` variables become function
+// statics: one block runs at a time, so they are shared exactly by the threads of that block.
+// A WMMA fragment holds its whole tile in every lane (its layout across lanes is unspecified in
+// CUDA, so code that treats the elements uniformly, as ours must, cannot tell the difference).
+// Used by tests/cuda_emu/build.py, which rewrites `kernel<<<grid, block, smem, stream>>>(args)`
+// into `::bk_emu::launch<&kernel>(::bk_emu::LaunchCfg(grid, block, smem, stream), args)`.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __restrict__ __restrict
+
+struct uint3 {
+  unsigned x, y, z;
+};
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(8) float2 {
+  float x, y;
+};
+struct alignas(16) double2 {
+  double x, y;
+};
+
+typedef enum cudaError {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorLaunchFailure = 719,
+} cudaError_t;
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75 };
+typedef struct CUstream_st* cudaStream_t;
+
+namespace bk_emu {
+
+// The emulated thread's coordinates (set by the scheduler before it resumes a fiber).
+extern uint3 g_thread_idx, g_block_idx;
+extern dim3 g_block_dim, g_grid_dim;
+
+struct LaunchCfg {
+  dim3 grid, block;
+  size_t smem;
+  LaunchCfg(dim3 g, dim3 b, size_t s = 0, cudaStream_t = nullptr) : grid(g), block(b), smem(s) {}
+};
+
+// Runs body once per thread of every block (see the model above); records errors for
+// cudaGetLastError. name: the kernel, for messages and for launches().
+void run_grid(const char* name, const LaunchCfg& cfg, const std::function<void()>& body);
+void sync_block();
+// Warp-wide exchange for the shuffles: every lane of the warp publishes `bytes` of v, then reads
+// lane `src`'s value (its own when src is outside [0, width) of its segment).
+void warp_exchange(const void* v, void* out, size_t bytes, unsigned mask, int src_lane_offset, int width);
+[[noreturn]] void trap();
+
+template <class F>
+struct KernelSig;
+template <class... P>
+struct KernelSig<void (*)(P...)> {
+  using Args = std::tuple<std::decay_t<P>...>;
+};
+
+template <auto K>
+const char* kernel_name() {
+  return __PRETTY_FUNCTION__;
+}
+
+template <auto K, class... A>
+void launch(const LaunchCfg& cfg, A&&... a) {
+  using Args = typename KernelSig<decltype(K)>::Args;
+  Args args(std::forward<A>(a)...);  // converted once, as a kernel launch copies its arguments
+  run_grid(kernel_name<K>(), cfg, [&args] { std::apply(K, args); });
+}
+
+}  // namespace bk_emu
+
+#define threadIdx (static_cast<const uint3&>(::bk_emu::g_thread_idx))
+#define blockIdx (static_cast<const uint3&>(::bk_emu::g_block_idx))
+#define blockDim (static_cast<const dim3&>(::bk_emu::g_block_dim))
+#define gridDim (static_cast<const dim3&>(::bk_emu::g_grid_dim))
+
+inline void __syncthreads() { ::bk_emu::sync_block(); }
+[[noreturn]] inline void __trap() { ::bk_emu::trap(); }
+
+template <class T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+  T out;
+  ::bk_emu::warp_exchange(&v, &out, sizeof(T), mask, static_cast<int>(delta), width);
+  return out;
+}
+
+// One OS thread runs every emulated thread, so an atomic read-modify-write is a plain one.
+inline float atomicAdd(float* a, float v) {
+  const float old = *a;
+  *a = old + v;
+  return old;
+}
+inline double atomicAdd(double* a, double v) {
+  const double old = *a;
+  *a = old + v;
+  return old;
+}
+
+// Round-to-nearest intrinsics: the host build does not contract (no FMA at -O2 on x86-64
+// without -mfma), so the plain operations round the same way.
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+
+cudaError_t cudaGetLastError();
+cudaError_t cudaPeekAtLastError();
+const char* cudaGetErrorString(cudaError_t err);
+cudaError_t cudaGetDevice(int* dev);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev);
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream = nullptr);

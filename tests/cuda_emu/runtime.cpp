@@ -1,0 +1,359 @@
+// The emulator's runtime (see include/bk_cuda_emu.h): the fiber scheduler behind a launch, the
+// barriers and warp exchanges, the runtime API calls, and a small Python module to configure
+// it (schedule, device facts) and to see which kernels ran.
+#include <torch/extension.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <array>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "bk_cuda_emu.h"
+
+// Fiber switch. On x86-64 a hand-written one (callee-saved registers, the SSE / x87 control words
+// and the stack pointer), since glibc's swapcontext also saves the signal mask with a system call
+// on every switch, which made the emulator about 3x slower; elsewhere ucontext.
+#if defined(__x86_64__) && defined(__ELF__)
+#define BK_EMU_ASM_SWITCH 1
+extern "C" void bk_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .p2align 4
+  .globl bk_emu_switch
+  .hidden bk_emu_switch
+  .type bk_emu_switch, @function
+bk_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size bk_emu_switch, .-bk_emu_switch
+)");
+#else
+#define BK_EMU_ASM_SWITCH 0
+#endif
+
+namespace bk_emu {
+
+uint3 g_thread_idx{0, 0, 0}, g_block_idx{0, 0, 0};
+dim3 g_block_dim, g_grid_dim;
+
+namespace {
+
+constexpr size_t kStackBytes = 256 * 1024;
+
+struct Fiber {
+  ucontext_t ctx;   // without the asm switch
+  void* sp = nullptr;  // with it: the saved stack pointer
+  uint3 tid;
+  bool done = false;
+  int wait = 0;  // 0 runnable, 1 at the block barrier, 2 at its warp's barrier
+  uint64_t wait_gen = 0;
+};
+
+struct Config {
+  int schedule = 0;  // 0: threads in order, 1: in reverse order, 2: shuffled (seeded)
+  uint64_t seed = 0;
+  int sms = 132;     // an H100 SXM
+  int cc_major = 9;
+  int cc_minor = 0;
+};
+
+struct State {
+  Config cfg;
+  cudaError_t last_error = cudaSuccess;
+  std::string last_message;
+  std::vector<std::string> launches;
+  std::mutex mutex;  // one launch at a time (autograd may call from another thread)
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+// The block being run.
+struct Block {
+  std::vector<Fiber> fibers;
+  std::vector<std::unique_ptr<char[]>> stacks;
+  int nthreads = 0, current = 0;
+  int block_arrived = 0;
+  uint64_t block_gen = 0;
+  std::vector<int> warp_arrived, warp_size;
+  std::vector<uint64_t> warp_gen;
+  std::vector<std::array<unsigned char, 16>> slots;
+  ucontext_t sched;
+  void* sched_sp = nullptr;
+  const std::function<void()>* body = nullptr;
+  std::exception_ptr error;
+};
+Block* g_block = nullptr;
+
+struct EmuError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void to_scheduler(Fiber& f) {
+  Block& b = *g_block;
+#if BK_EMU_ASM_SWITCH
+  bk_emu_switch(&f.sp, b.sched_sp);
+#else
+  swapcontext(&f.ctx, &b.sched);
+#endif
+}
+
+void to_fiber(Fiber& f) {
+  Block& b = *g_block;
+#if BK_EMU_ASM_SWITCH
+  bk_emu_switch(&b.sched_sp, f.sp);
+#else
+  swapcontext(&b.sched, &f.ctx);
+#endif
+}
+
+void fiber_main() {
+  Block& b = *g_block;
+  try {
+    (*b.body)();
+  } catch (...) {
+    if (!b.error) b.error = std::current_exception();
+  }
+  Fiber& f = b.fibers[b.current];
+  f.done = true;
+  to_scheduler(f);  // never resumed
+  std::abort();
+}
+
+// A fresh fiber whose first switch-in starts fiber_main on its own stack.
+void start_fiber(Fiber& f, char* stack, Block& b) {
+#if BK_EMU_ASM_SWITCH
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + kStackBytes) & ~uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top);
+  *--sp = nullptr;                                    // fiber_main's return address (it never returns)
+  *--sp = reinterpret_cast<void*>(&fiber_main);       // where bk_emu_switch's ret goes
+  for (int i = 0; i < 6; ++i) *--sp = nullptr;        // rbp, rbx, r12-r15
+  uint32_t csr[2];
+  asm volatile("stmxcsr %0" : "=m"(csr[0]));
+  asm volatile("fnstcw %0" : "=m"(csr[1]));
+  *--sp = nullptr;
+  std::memcpy(sp, csr, 8);                            // mxcsr, x87 control word
+  f.sp = sp;
+#else
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = stack;
+  f.ctx.uc_stack.ss_size = kStackBytes;
+  f.ctx.uc_link = &b.sched;
+  makecontext(&f.ctx, fiber_main, 0);
+#endif
+}
+
+void yield_to_scheduler() {
+  Block& b = *g_block;
+  to_scheduler(b.fibers[b.current]);
+  if (b.error) throw EmuError("another thread of the block failed");
+}
+
+std::string where() {
+  return "block (" + std::to_string(g_block_idx.x) + ", " + std::to_string(g_block_idx.y) + ", " +
+         std::to_string(g_block_idx.z) + "), thread (" + std::to_string(g_thread_idx.x) + ", " +
+         std::to_string(g_thread_idx.y) + ", " + std::to_string(g_thread_idx.z) + ")";
+}
+
+}  // namespace
+
+void sync_block() {
+  Block& b = *g_block;
+  Fiber& f = b.fibers[b.current];
+  if (++b.block_arrived == b.nthreads) {  // the last one releases the others
+    b.block_arrived = 0;
+    ++b.block_gen;
+    return;
+  }
+  f.wait = 1;
+  f.wait_gen = b.block_gen;
+  yield_to_scheduler();
+}
+
+void warp_exchange(const void* v, void* out, size_t bytes, unsigned mask, int offset, int width) {
+  Block& b = *g_block;
+  const int tid = b.current, warp = tid / 32, lane = tid % 32;
+  if (bytes > 16) throw EmuError("shuffle of a value wider than 16 bytes");
+  if (width <= 0 || width > 32 || (width & (width - 1))) throw EmuError("shuffle width must be a power of 2 <= 32");
+  const unsigned full = b.warp_size[warp] == 32 ? 0xffffffffu : ((1u << b.warp_size[warp]) - 1u);
+  if ((mask & full) != full)
+    throw EmuError("__shfl_*_sync with a partial mask: the emulator models full-warp shuffles only (" + where() + ")");
+  std::memcpy(b.slots[tid].data(), v, bytes);
+  auto warp_barrier = [&] {
+    Fiber& f = b.fibers[b.current];
+    if (++b.warp_arrived[warp] == b.warp_size[warp]) {
+      b.warp_arrived[warp] = 0;
+      ++b.warp_gen[warp];
+      return;
+    }
+    f.wait = 2;
+    f.wait_gen = b.warp_gen[warp];
+    yield_to_scheduler();
+  };
+  warp_barrier();  // everyone has published
+  const int seg = lane / width * width, src = lane + offset;
+  const int src_lane = (src >= seg && src < seg + width && src < b.warp_size[warp]) ? src : lane;
+  std::memcpy(out, b.slots[warp * 32 + src_lane].data(), bytes);
+  warp_barrier();  // everyone has read before the slots are reused
+}
+
+void trap() { throw EmuError("__trap() reached (" + where() + ")"); }
+
+void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void()>& body) {
+  State& s = state();
+  const std::lock_guard<std::mutex> lock(s.mutex);
+  std::string name = pretty;
+  const auto k = name.find("K = ");
+  if (k != std::string::npos) name = name.substr(k + 4, name.rfind(']') - k - 4);
+  s.launches.push_back(name);
+  const dim3 g = cfg.grid, bd = cfg.block;
+  const uint64_t threads = uint64_t(bd.x) * bd.y * bd.z;
+  // The limits of every GPU since sm_30 (a bad configuration fails the launch, it does not run).
+  if (threads == 0 || threads > 1024 || bd.z > 64 || g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u ||
+      g.y > 65535 || g.z > 65535 || cfg.smem > 48 * 1024) {
+    s.last_error = cudaErrorInvalidConfiguration;
+    s.last_message = "invalid configuration argument: " + name + " grid (" + std::to_string(g.x) + ", " +
+                     std::to_string(g.y) + ", " + std::to_string(g.z) + ") block (" + std::to_string(bd.x) + ", " +
+                     std::to_string(bd.y) + ", " + std::to_string(bd.z) + ")";
+    return;
+  }
+  Block b;
+  b.nthreads = static_cast<int>(threads);
+  b.fibers.resize(b.nthreads);
+  b.stacks.resize(b.nthreads);
+  for (auto& st : b.stacks) st.reset(new char[kStackBytes]);
+  const int nwarps = (b.nthreads + 31) / 32;
+  b.warp_arrived.assign(nwarps, 0);
+  b.warp_gen.assign(nwarps, 0);
+  b.warp_size.resize(nwarps);
+  for (int w = 0; w < nwarps; ++w) b.warp_size[w] = std::min(32, b.nthreads - 32 * w);
+  b.slots.resize(b.nthreads);
+  b.body = &body;
+  std::vector<int> order(b.nthreads);
+  for (int i = 0; i < b.nthreads; ++i) order[i] = i;
+  if (s.cfg.schedule == 1) std::reverse(order.begin(), order.end());
+  std::mt19937_64 rng(s.cfg.seed);
+
+  g_block = &b;
+  g_grid_dim = g;
+  g_block_dim = bd;
+  try {
+    for (unsigned bz = 0; bz < g.z; ++bz)
+      for (unsigned by = 0; by < g.y; ++by)
+        for (unsigned bx = 0; bx < g.x; ++bx) {
+          g_block_idx = {bx, by, bz};
+          b.block_arrived = 0;
+          for (int i = 0; i < b.nthreads; ++i) {
+            Fiber& f = b.fibers[i];
+            f = Fiber{};
+            f.tid = {unsigned(i) % bd.x, unsigned(i) / bd.x % bd.y, unsigned(i) / (bd.x * bd.y)};
+            start_fiber(f, b.stacks[i].get(), b);
+          }
+          if (s.cfg.schedule == 2) std::shuffle(order.begin(), order.end(), rng);
+          for (;;) {
+            bool alive = false, progressed = false;
+            for (int i : order) {
+              Fiber& f = b.fibers[i];
+              if (f.done) continue;
+              alive = true;
+              if (f.wait == 1 && f.wait_gen == b.block_gen) continue;
+              if (f.wait == 2 && f.wait_gen == b.warp_gen[i / 32]) continue;
+              f.wait = 0;
+              b.current = i;
+              g_thread_idx = f.tid;
+              to_fiber(f);
+              progressed = true;
+              if (b.error) std::rethrow_exception(b.error);
+            }
+            if (!alive) break;
+            if (!progressed) {
+              int at_block = 0, at_warp = 0, exited = 0;
+              for (const Fiber& f : b.fibers) (f.done ? exited : f.wait == 1 ? at_block : at_warp) += 1;
+              throw EmuError("deadlock in block (" + std::to_string(bx) + ", " + std::to_string(by) + ", " +
+                             std::to_string(bz) + "): " + std::to_string(at_block) + " threads wait at __syncthreads, " +
+                             std::to_string(at_warp) + " at a warp shuffle, " + std::to_string(exited) +
+                             " have exited (a barrier that not every thread of the block / warp reaches)");
+            }
+          }
+        }
+  } catch (const std::exception& e) {
+    s.last_error = cudaErrorLaunchFailure;
+    s.last_message = "unspecified launch failure in " + name + ": " + e.what();
+  }
+  g_block = nullptr;
+}
+
+}  // namespace bk_emu
+
+cudaError_t cudaGetLastError() {
+  auto& s = bk_emu::state();
+  const cudaError_t e = s.last_error;
+  s.last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return bk_emu::state().last_error; }
+const char* cudaGetErrorString(cudaError_t err) {
+  if (err == cudaSuccess) return "no error";
+  auto& m = bk_emu::state().last_message;
+  return m.empty() ? "emulated CUDA error" : m.c_str();
+}
+cudaError_t cudaGetDevice(int* dev) {
+  *dev = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
+  const auto& c = bk_emu::state().cfg;
+  if (attr == cudaDevAttrMultiProcessorCount) *value = c.sms;
+  else if (attr == cudaDevAttrComputeCapabilityMajor) *value = c.cc_major;
+  else return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "beamkernels' CUDA kernels and glue, run by a CPU emulator (tests/cuda_emu)";
+  m.def(
+      "configure",
+      [](int schedule, uint64_t seed, int sms, int cc_major) {
+        auto& c = bk_emu::state().cfg;
+        c.schedule = schedule;
+        c.seed = seed;
+        c.sms = sms;
+        c.cc_major = cc_major;
+      },
+      pybind11::arg("schedule") = 0, pybind11::arg("seed") = 0, pybind11::arg("sms") = 132,
+      pybind11::arg("cc_major") = 9,
+      "schedule: 0 threads in order, 1 reversed, 2 shuffled with seed; the emulated GPU's SM count and "
+      "compute capability (major)");
+  m.def("launches", [] { return bk_emu::state().launches; }, "the kernels launched so far, in order");
+  m.def("clear_launches", [] { bk_emu::state().launches.clear(); });
+}

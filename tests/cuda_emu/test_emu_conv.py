@@ -1,0 +1,247 @@
+"""csrc/cuda/conv.cu and csrc/cuda/conv_glue.cpp, run by the CPU emulator: the CUDA-core kernels
+(complex64 exact fp32 and complex128), the TF32 tensor-core kernels (forward, dL/dx as a forward
+conv with the flipped conjugate weight, split-K dL/dW), the dL/dz kernel with the row sums, against
+the reference (torch's complex conv + the reference activation) on the test_conv grid and on
+shapes that cross every tile size; gradcheck in complex128 and opcheck through the package's own
+autograd and fake kernels. The emulator checks logic, not speed (tests/cuda_emu/build.py)."""
+
+import math
+
+import pytest
+import torch
+
+from beamkernels import conv_tf32
+from beamkernels import reference as ref
+from beamkernels.ops.conv import ACT_CODES
+from tests.helpers import assert_close
+from tests.ops.test_conv import ACTS, CASES, _inputs, _reductions, conv_tol
+
+# Beyond test_conv's grid: shapes that cross the tiles of both kernel families (CUDA cores:
+# 64 pixels x 16 channels x 16 reduction; TF32: 128 pixels x 32 channels x 16 complex reduction;
+# dL/dW: 32 x 32 x 32) and the negative padding of the TF32 dL/dx conv ((k - 1) d - p < 0).
+TILE_CASES = [
+    (2, 5, 40, 9, 13, 3, 1, 1, 1, 1),     # 2 / 3 channel tiles, 234 pixels, 45 = 3 chunks of reduction
+    (1, 36, 70, 5, 6, 1, 1, 0, 1, 1),     # 1x1, 36 -> 70
+    (2, 3, 4, 5, 6, 1, 1, 1, 1, 1),       # 1x1 with padding 1: the TF32 dL/dx conv pads by -1
+    (2, 4, 6, 6, 7, 3, 1, 3, 1, 1),       # padding 3 > k - 1
+    (2, 64, 40, 4, 18, 3, 1, 1, 1, 1),    # thesis L4-like: 576-long reduction, 144 pixels
+    (2, 8, 12, 9, 7, 3, 1, 2, 2, 4),      # groups 4, dilation 2
+]
+MODES = ["complex64-exact", "complex64-tf32", "complex128"]
+
+
+def _dtype(mode):
+    return torch.complex128 if mode == "complex128" else torch.complex64
+
+
+def emu_conv2d(E, x, w, b, ab, activation=None, stride=1, padding=0, dilation=1, groups=1):
+    def pair(v):
+        return [v, v] if isinstance(v, int) else list(v)
+    return E.complex_conv2d(x, w, b, pair(stride), pair(padding), pair(dilation), groups, ACT_CODES[activation],
+                            ab)[0]
+
+
+def tf32_round(t: torch.Tensor) -> torch.Tensor:
+    """complex64 -> the values TF32 keeps (10 mantissa bits, round to nearest, ties away)."""
+    r = torch.view_as_real(t.detach()).contiguous().view(torch.int32)
+    finite = (r & 0x7F800000) != 0x7F800000
+    r = torch.where(finite, (r + 0x1000) & -0x2000, r)
+    return torch.view_as_complex(r.view(torch.float32))
+
+
+def _check(E, case, mode, activation, launched):
+    """Forward and every gradient against the reference. TF32: the reference runs in complex128 on
+    the inputs rounded to TF32, as the tensor cores see them, so that the pre-activation agrees to
+    fp32 accumulation and an activation's derivative (modReLU's z / |z| near 0, CReLU's kinks) is
+    not thrown off by the rounding; what remains is the rounding of dL/dz in the backward GEMMs."""
+    dtype = _dtype(mode)
+    tf32 = mode == "complex64-tf32"
+    x, w, b, ab, kw = _inputs(case, dtype, torch.device("cpu"), activation)
+    red_y, red_w = _reductions(case)
+    with conv_tf32(tf32):
+        leaves = [t.detach().clone().requires_grad_() for t in (x, w, b) if t is not None]
+        ab_e = ab.detach().clone().requires_grad_() if ab is not None else None
+        if tf32:
+            leaves_ref = [tf32_round(x).cdouble().requires_grad_(), tf32_round(w).cdouble().requires_grad_(),
+                          b.detach().cdouble().requires_grad_()]
+            ab_r = ab.detach().double().requires_grad_() if ab is not None else None
+        else:
+            leaves_ref = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+            ab_r = ab.detach().clone().requires_grad_() if ab is not None else None
+        y = emu_conv2d(E, *leaves, ab_e, activation, **kw)
+        y_ref = ref.complex_conv2d(*leaves_ref, activation=activation, activation_bias=ab_r, **kw)
+        assert_close(y, y_ref.to(dtype), msg=f"forward ({mode}, {activation})", **conv_tol(dtype, red_y, tf32))
+        g = torch.randn_like(y)
+        ins = leaves + ([ab_e] if ab_e is not None else [])
+        ins_ref = leaves_ref + ([ab_r] if ab_r is not None else [])
+        grads = torch.autograd.grad(y, ins, g)
+        grads_ref = [t.to(gi.dtype) for t, gi in zip(torch.autograd.grad(y_ref, ins_ref, g.to(y_ref.dtype)), grads)]
+    for name, gi, gr, red in zip(["x", "weight", "bias", "activation_bias"], grads, grads_ref,
+                                 [red_y, red_w, red_w, red_w]):
+        assert_close(gi, gr, dtype=gr.dtype, msg=f"dL/d{name} ({mode}, {activation})", **conv_tol(dtype, red, tf32))
+    names = launched()
+    if tf32:  # the tensor-core kernels ran, not the CUDA-core ones
+        assert "conv2d_fwd_tf32_kernel" in names and "conv2d_grad_w_tf32_kernel" in names, names
+        assert "conv2d_fwd_kernel" not in names and "conv2d_grad_w_kernel" not in names, names
+    else:
+        assert "conv2d_fwd_kernel" in names and "conv2d_grad_w_kernel" in names, names
+    return names
+
+
+# modReLU on test_conv's small grid; on the larger tile-crossing shapes cardioid, whose derivative
+# is smooth away from 0: with thousands of outputs some z lands within rounding of modReLU's dead
+# zone |z| = -b, where any two correct fp32 computations may disagree on the branch.
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case,activation", [(c, "modrelu") for c in CASES] + [(c, "cardioid") for c in TILE_CASES])
+def test_conv2d_matches_reference(E, launched, case, activation, mode):
+    _check(E, case, mode, activation, launched)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("activation", ACTS)
+def test_conv2d_all_activations(E, launched, activation, mode):
+    _check(E, (2, 5, 7, 6, 9, 3, 1, 1, 1, 1), mode, activation, launched)
+
+
+def test_conv2d_tf32_input_grad_paths(E, launched):
+    """TF32 dL/dx: stride 1 runs the forward tensor-core kernel on dL/dz with the flipped conjugate
+    weight; stride 2 the direct kernel."""
+    names = _check(E, (2, 4, 6, 7, 9, 3, 1, 1, 1, 1), "complex64-tf32", None, launched)
+    assert names.count("conv2d_fwd_tf32_kernel") == 2 and "conv2d_grad_x_kernel" not in names, names
+    names = _check(E, (2, 4, 6, 7, 9, 3, 2, 1, 1, 1), "complex64-tf32", None, launched)
+    assert names.count("conv2d_fwd_tf32_kernel") == 1 and "conv2d_grad_x_kernel" in names, names
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_conv2d_tf32_split_k_weight_grad(E, emu, launched, deterministic):
+    """dL/dW on tensor cores with the reduction over N * Ho * Wo = 1024 split over blocks (atomics)
+    or, deterministic, in one split; few SMs (2) or many (132) change the split count."""
+    case = (4, 4, 8, 16, 16, 3, 1, 1, 1, 1)
+    old = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        for sms in (2, 132):
+            emu.configure(sms=sms)
+            _check(E, case, "complex64-tf32", "cardioid", launched)
+    finally:
+        torch.use_deterministic_algorithms(old)
+        emu.configure()
+
+
+def test_conv2d_schedules_agree(E, schedule, launched):
+    """Every block-level and warp-level barrier is where it must be: the threads' order between
+    barriers does not change the result (exact fp32: bitwise)."""
+    x, w, b, ab, kw = _inputs((2, 5, 40, 9, 13, 3, 1, 1, 1, 1), torch.complex64, torch.device("cpu"), "modrelu",
+                              requires_grad=False)
+    for tf32 in (False, True):
+        with conv_tf32(tf32):
+            y, z = E.complex_conv2d(x, w, b, [1, 1], [1, 1], [1, 1], 1, 3, ab)
+            g = torch.randn_like(y)
+            gx, gw, gb, gab = E.complex_conv2d_backward(g, x, w, b, z, [1, 1], [1, 1], [1, 1], 1, 3, ab,
+                                                        [True, True, True, True])
+        y_ref = ref.complex_conv2d(x, w, b, padding=1, activation="modrelu", activation_bias=ab)
+        assert_close(y, y_ref, **conv_tol(torch.complex64, 45, tf32))
+        if schedule == 0:
+            test_conv2d_schedules_agree.first = getattr(test_conv2d_schedules_agree, "first", {})
+            test_conv2d_schedules_agree.first[tf32] = (y, gx, gw, gb, gab)
+        else:
+            first = test_conv2d_schedules_agree.first[tf32]
+            for a, c in zip((y, gx, gw, gb, gab), first):
+                assert torch.equal(a, c)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_conv2d_saved_z_is_planar_conv_without_bias(E, mode):
+    """The saved buffer is the planar pre-activation [N, 2 C_out, Ho, Wo] without bias (the layout
+    that the CPU glue and the fake kernel share); none without an activation or with save_z=False."""
+    dtype = _dtype(mode)
+    x, w, b, ab, kw = _inputs((2, 3, 5, 6, 7, 3, 1, 1, 1, 1), dtype, torch.device("cpu"), "modrelu",
+                              requires_grad=False)
+    with conv_tf32(mode == "complex64-tf32"):
+        _, z = E.complex_conv2d(x, w, b, [1, 1], [1, 1], [1, 1], 1, 3, ab)
+        _, none = E.complex_conv2d(x, w, b, [1, 1], [1, 1], [1, 1], 1, 0, None)
+        _, inference = E.complex_conv2d(x, w, b, [1, 1], [1, 1], [1, 1], 1, 3, ab, False)
+    zc = torch.nn.functional.conv2d(x, w, None, padding=1)
+    planar = torch.stack([zc.real, zc.imag], 2).reshape(2, 10, 6, 7)
+    assert_close(z, planar, **conv_tol(dtype, 27, mode == "complex64-tf32"))
+    assert none.shape == (0,) and inference.shape == (0,)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_conv2d_gradcheck_complex128_and_masks(E, launched, mode):
+    """gradcheck (complex128) through the emulated op with the package's autograd; and the output
+    mask: no dL/dx kernel for an input that needs no gradient (the first layer)."""
+    if mode == "complex128":
+        for activation in (None, "modrelu", "cardioid"):
+            x, w, b, ab, kw = _inputs((1, 2, 3, 4, 5, 3, 2, 1, 1, 1), torch.complex128, torch.device("cpu"),
+                                      activation)
+            ins = [x, w, b] + ([ab] if ab is not None else [])
+
+            def fn(*t, activation=activation, kw=kw):
+                return emu_conv2d(E, t[0], t[1], t[2], t[3] if len(t) > 3 else None, activation, **kw)
+
+            assert torch.autograd.gradcheck(fn, tuple(ins))
+    dtype = _dtype(mode)
+    with conv_tf32(mode == "complex64-tf32"):
+        x, w, b, ab, kw = _inputs((2, 3, 5, 6, 7, 3, 1, 1, 1, 1), dtype, torch.device("cpu"), None)
+        launched()
+        y = emu_conv2d(E, x.detach(), w, b, None, None, **kw)
+        (gw,) = torch.autograd.grad(y.abs().sum(), [w])
+        names = launched()
+        assert "conv2d_grad_x_kernel" not in names and names.count("conv2d_fwd_tf32_kernel") <= 1, names
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_opcheck(E, requires_grad):
+    """The CUDA glue's outputs agree with the fake kernels (shapes, dtypes, the saved buffer), and the
+    autograd registration with the op's schema."""
+    for case, activation in [((2, 3, 5, 6, 7, 3, 1, 1, 1, 1), "modrelu"), ((2, 4, 6, 7, 9, (3, 2), 2, (1, 0), (2, 1), 2), None)]:
+        x, w, b, ab, kw = _inputs(case, torch.complex64, torch.device("cpu"), activation, requires_grad=requires_grad)
+        pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
+        args = (x, w, b, pair(kw["stride"]), pair(kw["padding"]), pair(kw["dilation"]), kw["groups"],
+                ACT_CODES[activation], ab)
+        torch.library.opcheck(E.complex_conv2d, args,
+                              test_utils=("test_schema", "test_autograd_registration", "test_faketensor",
+                                          "test_aot_dispatch_dynamic"))
+
+
+def test_conv2d_empty_batch_and_strided_input(E):
+    for mode in MODES:
+        dtype = _dtype(mode)
+        with conv_tf32(mode == "complex64-tf32"):
+            x = torch.randn(0, 3, 6, 7, dtype=dtype, requires_grad=True)
+            w = torch.randn(5, 3, 3, 3, dtype=dtype, requires_grad=True)
+            y = emu_conv2d(E, x, w, None, None, "crelu", padding=1)
+            assert y.shape == (0, 5, 6, 7)
+            gx, gw = torch.autograd.grad(y.abs().sum(), [x, w])
+            assert gx.shape == x.shape and torch.equal(gw, torch.zeros_like(gw))
+            xs = torch.randn(2, 3, 6, 14, dtype=dtype)[..., ::2]
+            assert not xs.is_contiguous()
+            y = emu_conv2d(E, xs, w.detach(), None, None, None, padding=1)
+            assert_close(y, torch.nn.functional.conv2d(xs, w.detach(), padding=1),
+                         **conv_tol(dtype, 27, mode == "complex64-tf32"))
+
+
+def test_bad_input_errors(E):
+    """The glue's checks (shared with the CPU glue) run before any launch."""
+    x = torch.randn(2, 3, 6, 7, dtype=torch.complex64)
+    w = torch.randn(5, 3, 3, 3, dtype=torch.complex64)
+    with pytest.raises(RuntimeError, match="argument 'x' must be a complex tensor"):
+        E.complex_conv2d(x.real, w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+    with pytest.raises(RuntimeError, match="x has 3 channels"):
+        E.complex_conv2d(x, w[:, :2], None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+    with pytest.raises(RuntimeError, match="kernel is bigger than the padded input"):
+        E.complex_conv2d(x[..., :2], w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+
+
+def test_tolerance_is_tight_enough_to_fail(E):
+    """The comparison can fail: a weight off by one part in 1e4 on one element is caught in exact fp32."""
+    x, w, b, ab, kw = _inputs((2, 3, 5, 6, 7, 3, 1, 1, 1, 1), torch.complex64, torch.device("cpu"), None,
+                              requires_grad=False)
+    with conv_tf32(False):
+        y = emu_conv2d(E, x, w, b, None, None, **kw)
+    w2 = w.clone()
+    w2[0, 0, 0, 0] *= 1 + 1e-3
+    with pytest.raises(AssertionError):
+        assert_close(y, ref.complex_conv2d(x, w2, b, **kw), **conv_tol(torch.complex64, 27))
+    assert math.isfinite(y.abs().max().item())

@@ -114,7 +114,9 @@ def generate(build_dir: str) -> list[str]:
     _write(os.path.join(gen, "schemas_emu.cpp"), schema_source())
     cuda = os.path.join(gen, "cuda")
     sources = sorted(os.path.join(cuda, n) for n in os.listdir(cuda) if n.endswith(".cpp"))
-    return sources + [os.path.join(gen, "schemas_emu.cpp"), os.path.join(HERE, "runtime.cpp")]
+    _write(os.path.join(gen, "selftest_emu.cpp"), rewrite_launches(open(os.path.join(HERE, "selftest.cu")).read()))
+    return sources + [os.path.join(gen, "schemas_emu.cpp"), os.path.join(gen, "selftest_emu.cpp"),
+                      os.path.join(HERE, "runtime.cpp")]
 
 
 @functools.lru_cache(maxsize=None)

@@ -339,7 +339,38 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
   return cudaSuccess;
 }
 
+namespace bk_emu_selftest {  // selftest.cu
+cudaError_t reverse(float* out, const float* in, int n, bool sync);
+cudaError_t divergent_sync(float* out);
+cudaError_t warp_sums(float* out, int blocks, int threads);
+cudaError_t wmma_tile(float* c, const float* a, const float* b, bool convert);
+cudaError_t launch_with(float* out, unsigned grid_y, unsigned threads);
+cudaError_t trap(float* out);
+}  // namespace bk_emu_selftest
+
+namespace {
+// (result, "" or the launch error's message)
+std::tuple<at::Tensor, std::string> selftest(const std::string& name, const at::Tensor& a, const at::Tensor& b,
+                                             int64_t i0, int64_t i1) {
+  namespace st = bk_emu_selftest;
+  TORCH_CHECK(a.scalar_type() == at::kFloat && a.is_contiguous() && b.scalar_type() == at::kFloat && b.is_contiguous(),
+              "selftest: float32 contiguous inputs");
+  at::Tensor out = at::zeros({std::max<int64_t>(i0, 1) * 1024}, a.options());
+  float* o = out.data_ptr<float>();
+  cudaError_t err;
+  if (name == "reverse") err = st::reverse(o, a.data_ptr<float>(), static_cast<int>(a.numel()), i0 != 0);
+  else if (name == "divergent_sync") err = st::divergent_sync(o);
+  else if (name == "warp_sums") err = st::warp_sums(o, static_cast<int>(i0), static_cast<int>(i1));
+  else if (name == "wmma") err = st::wmma_tile(o, a.data_ptr<float>(), b.data_ptr<float>(), i0 != 0);
+  else if (name == "launch_with") err = st::launch_with(o, static_cast<unsigned>(i0), static_cast<unsigned>(i1));
+  else if (name == "trap") err = st::trap(o);
+  else TORCH_CHECK(false, "selftest: unknown test ", name);
+  return {out, err == cudaSuccess ? std::string() : std::string(cudaGetErrorString(err))};
+}
+}  // namespace
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("selftest", &selftest, "run one of tests/cuda_emu/selftest.cu's kernels: (output, error message or '')");
   m.doc() = "beamkernels' CUDA kernels and glue, run by a CPU emulator (tests/cuda_emu)";
   m.def(
       "configure",

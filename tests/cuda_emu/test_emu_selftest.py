@@ -1,0 +1,71 @@
+"""The emulator itself (tests/cuda_emu/selftest.cu): known results (warp-shuffle sums, a WMMA TF32
+tile) and deliberate bugs that it must report (a missing __syncthreads seen by a thread schedule, a
+barrier that only some threads reach, a bad launch configuration, __trap), and the rewriting of
+launches in build.py. If these pass, a green test_emu_* means the CUDA code's logic was exercised."""
+
+import pytest
+import torch
+
+from tests.cuda_emu import build
+from tests.cuda_emu.test_emu_conv import tf32_round
+
+EMPTY = torch.zeros(1)
+
+
+def test_missing_syncthreads_is_caught_by_a_schedule(emu):
+    x = torch.arange(256, dtype=torch.float32)
+    wrong = 0
+    for schedule in (0, 1, 2):
+        emu.configure(schedule=schedule, seed=7)
+        out, err = emu.selftest("reverse", x, EMPTY, 1, 0)
+        assert err == "" and torch.equal(out[:256], x.flip(0)), schedule  # with the barrier: always right
+        y = x + 1000 * (schedule + 1)  # new values each time: a stale slot cannot look right
+        out, err = emu.selftest("reverse", y, EMPTY, 0, 0)
+        wrong += not torch.equal(out[:256], y.flip(0))
+    emu.configure()
+    assert wrong == 3  # without it, every schedule has a thread that reads a slot before it is written
+
+
+def test_divergent_barrier_is_reported(emu):
+    _, err = emu.selftest("divergent_sync", EMPTY, EMPTY, 0, 0)
+    assert "deadlock" in err and "16 threads wait at __syncthreads" in err and "48 have exited" in err
+
+
+@pytest.mark.parametrize("threads", [32, 96, 256])
+def test_warp_shuffle_sums(emu, threads):
+    out, err = emu.selftest("warp_sums", EMPTY, EMPTY, 3, threads)
+    assert err == ""
+    expected = torch.tensor([sum(range(32 * w, 32 * w + 32)) for w in range(threads // 32)], dtype=torch.float32)
+    assert torch.equal(out[:3 * (threads // 32)], expected.repeat(3))
+
+
+def test_wmma_tile_product(emu):
+    a, b = torch.randn(16, 8), torch.randn(8, 16)
+    exact = tf32_round(a.to(torch.complex64)).real.double() @ tf32_round(b.to(torch.complex64)).real.double()
+    out, err = emu.selftest("wmma", a, b, 1, 0)
+    assert err == ""
+    torch.testing.assert_close(out[:256].view(16, 16).double(), exact, rtol=1e-6, atol=1e-6)
+    # Without __float_to_tf32 the tensor cores truncate instead: a different (worse) product.
+    out_t, _ = emu.selftest("wmma", a, b, 0, 0)
+    assert not torch.equal(out_t[:256], out[:256])
+    assert (out_t[:256].view(16, 16).double() - a.double() @ b.double()).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("grid_y,threads", [(1, 2048), (70000, 32), (0, 32), (1, 0)])
+def test_bad_launch_configuration(emu, grid_y, threads):
+    _, err = emu.selftest("launch_with", EMPTY, EMPTY, grid_y, threads)
+    assert err.startswith("invalid configuration argument")
+
+
+def test_trap_is_a_launch_failure(emu):
+    _, err = emu.selftest("trap", EMPTY, EMPTY, 0, 0)
+    assert "unspecified launch failure" in err and "__trap() reached" in err and "thread (3, 0, 0)" in err
+
+
+def test_launch_rewrite():
+    src = ("K<Activation::kNone, T><<<GRID, BLOCK, 0, STREAM>>>(P); break;\n"
+           "k2<float><<<static_cast<unsigned>(b < 5 ? b : 5), 256, 0, s>>>(p, f(a, b));")
+    out = build.rewrite_launches(src)
+    assert out == ("::bk_emu::launch<&K<Activation::kNone, T>>(::bk_emu::LaunchCfg(GRID, BLOCK, 0, STREAM), P); break;\n"
+                   "::bk_emu::launch<&k2<float>>(::bk_emu::LaunchCfg(static_cast<unsigned>(b < 5 ? b : 5), 256, 0, s), "
+                   "p, f(a, b));")

@@ -13,6 +13,7 @@ import torch
 from beamkernels import conv_tf32
 from beamkernels import reference as ref
 from beamkernels.ops.conv import ACT_CODES
+from tests.cuda_emu.helpers import guarded, tf32_round
 from tests.helpers import assert_close
 from tests.ops.test_conv import ACTS, CASES, _inputs, _reductions, conv_tol
 
@@ -41,23 +42,6 @@ def emu_conv2d(E, x, w, b, ab, activation=None, stride=1, padding=0, dilation=1,
                             ab)[0]
 
 
-def tf32_round(t: torch.Tensor) -> torch.Tensor:
-    """complex64 -> the values TF32 keeps (10 mantissa bits, round to nearest, ties away)."""
-    r = torch.view_as_real(t.detach()).contiguous().view(torch.int32)
-    finite = (r & 0x7F800000) != 0x7F800000
-    r = torch.where(finite, (r + 0x1000) & -0x2000, r)
-    return torch.view_as_complex(r.view(torch.float32))
-
-
-def guarded(t: torch.Tensor, pad: int = 4096) -> torch.Tensor:
-    """t's values in a contiguous view inside a NaN-filled buffer (the glue takes it as is, no
-    copy): a read past either end of the tensor turns into NaN in the results."""
-    buf = torch.full((t.numel() + 2 * pad,), complex(float("nan"), float("nan")), dtype=t.dtype)
-    v = buf[pad:pad + t.numel()].view(t.shape)
-    v.copy_(t.detach())
-    return v
-
-
 def _check(E, case, mode, activation, launched):
     """Forward and every gradient against the reference. TF32: the reference runs in complex128 on
     the inputs rounded to TF32, as the tensor cores see them, so that the pre-activation agrees to
@@ -68,7 +52,7 @@ def _check(E, case, mode, activation, launched):
     x, w, b, ab, kw = _inputs(case, dtype, torch.device("cpu"), activation)
     red_y, red_w = _reductions(case)
     with conv_tf32(tf32):
-        leaves = [guarded(t).requires_grad_() for t in (x, w, b) if t is not None]
+        leaves = [guarded(t.detach()).requires_grad_() for t in (x, w, b) if t is not None]
         ab_e = ab.detach().clone().requires_grad_() if ab is not None else None
         if tf32:
             leaves_ref = [tf32_round(x).cdouble().requires_grad_(), tf32_round(w).cdouble().requires_grad_(),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.cuda_emu import build
-from tests.cuda_emu.test_emu_conv import tf32_round
+from tests.cuda_emu.helpers import tf32_round
 
 EMPTY = torch.zeros(1)
 

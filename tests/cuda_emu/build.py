@@ -133,6 +133,9 @@ def load(verbose: bool = False):
         sources=sources,
         extra_include_paths=[os.path.join(HERE, "include"), os.path.join(build_dir, "csrc")],
         extra_cflags=["-O1", "-std=c++17", "-fno-fast-math", "-ffp-contract=off"],
+        # Calls to beamkernels::cuda::* bind to these emulated definitions even where a CUDA build
+        # of the package (which defines the same names) is loaded in the same process.
+        extra_ldflags=["-Wl,-Bsymbolic-functions"],
         build_directory=ext_dir,
         verbose=verbose,
     )

@@ -47,9 +47,9 @@ fi
 note "build_info: $($PY -c 'import beamkernels, json; print(json.dumps(beamkernels.build_info()))' 2>&1)"
 
 # The tests parametrized over backends carry "cuda" / "triton" in their ids; CPU-only tests are
-# CI's job ('make test' on the CPU).
+# CI's job ('make test' on the CPU), the CUDA emulator's (tests/cuda_emu) included.
 step "tests (cuda, triton)" "${TEST_TIMEOUT:-300}" "$OUT/tests.log" \
-  $PY -m pytest tests -q -p no:cacheprovider --maxfail=25 -k "cuda or triton" -rfEs
+  $PY -m pytest tests -q -p no:cacheprovider --maxfail=25 -k "cuda or triton" -rfEs --ignore=tests/cuda_emu
 note "  $(grep -E '[0-9]+ (passed|failed)' "$OUT/tests.log" | tail -1)"
 grep -E "^(FAILED|ERROR)" "$OUT/tests.log" | head -25 | tee -a "$SUMMARY"
 

@@ -32,13 +32,13 @@ struct C2 {
 };
 
 template <Activation A, typename T>
-__global__ void conv2d_fwd_kernel(ConvParams<T> p) {
+__global__ void conv2d_fwd_kernel(ConvParams<T> p, int group0) {
   __shared__ C2<T> xs[kTileK][kTileP];
   __shared__ C2<T> ws[kTileK][kTileO];
   const index_t m_total = p.n * p.ho * p.wo;
   const index_t og = p.cout / p.groups, cg = p.cin / p.groups;
   const index_t k_total = cg * p.kh * p.kw;
-  const int grp = blockIdx.z;
+  const int grp = group0 + static_cast<int>(blockIdx.z);
   const index_t m0 = static_cast<index_t>(blockIdx.x) * kTileP;
   const index_t o0 = static_cast<index_t>(blockIdx.y) * kTileO;
   const int tid = threadIdx.x;
@@ -130,7 +130,7 @@ constexpr int kTcO = 32, kTcP = 128, kTcK = 16;
 constexpr int kTcThreads = 256;
 
 template <Activation A>
-__global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvParams<float> p) {
+__global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvParams<float> p, int group0) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800  // WMMA TF32 (the host pass needs only the declaration)
   namespace wmma = nvcuda::wmma;
   constexpr int kTcSmemAB = 2 * kTcO * kTcLdA + 2 * kTcK * kTcLdB, kTcSmemC = 2 * kTcO * kTcLdB;
@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvPara
   const index_t m_total = p.n * p.ho * p.wo;
   const index_t og = p.cout / p.groups, cg = p.cin / p.groups;
   const index_t k_total = cg * p.kh * p.kw;
-  const int grp = blockIdx.z;
+  const int grp = group0 + static_cast<int>(blockIdx.z);
   const index_t m0 = static_cast<index_t>(blockIdx.x) * kTcP;
   const index_t o0 = static_cast<index_t>(blockIdx.y) * kTcO;
   const int tid = threadIdx.x, warp = tid / 32;
@@ -263,7 +263,8 @@ constexpr int kTwO = 32, kTwK = 32, kTwM = 32;
 [[maybe_unused]] constexpr int kTwLdA = kTwM + 4;      // A [2 kTwO][kTwM]
 [[maybe_unused]] constexpr int kTwLdB = 2 * kTwK + 4;  // B [kTwM][2 kTwK] and the C stage [2 kTwO][2 kTwK]
 
-__global__ void __launch_bounds__(kTcThreads, 2) conv2d_grad_w_tf32_kernel(ConvParams<float> p, index_t m_per_split) {
+__global__ void __launch_bounds__(kTcThreads, 2) conv2d_grad_w_tf32_kernel(ConvParams<float> p, index_t m_per_split,
+                                                                               int group0) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   namespace wmma = nvcuda::wmma;
   constexpr int kAB = 2 * kTwO * kTwLdA + kTwM * kTwLdB, kC = 2 * kTwO * kTwLdB;
@@ -274,7 +275,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_grad_w_tf32_kernel(ConvP
   const index_t og = p.cout / p.groups, cg = p.cin / p.groups;
   const index_t k_total = cg * p.kh * p.kw, inner = p.ho * p.wo, m_total = p.n * inner;
   const index_t o_tiles = (og + kTwO - 1) / kTwO;
-  const index_t grp = blockIdx.y / o_tiles;
+  const index_t grp = group0 + blockIdx.y / o_tiles;
   const index_t o0 = (blockIdx.y % o_tiles) * kTwO, k0 = static_cast<index_t>(blockIdx.x) * kTwK;
   const index_t m_begin = blockIdx.z * m_per_split;
   const index_t m_end = m_begin + m_per_split < m_total ? m_begin + m_per_split : m_total;
@@ -366,37 +367,40 @@ __device__ T block_sum(T v, T* scratch) {
   return r;  // valid in thread 0
 }
 
-// One block per (n, o) row of Ho * Wo elements.
+// One block per (n, o) row of Ho * Wo elements (rows beyond the grid: the next ones in steps of
+// gridDim.x; the loop bound is the same for every thread of a block, so the barriers in block_sum
+// are reached by all).
 template <Activation A, typename T>
 __global__ void conv2d_grad_z_kernel(ConvParams<T> p) {
   __shared__ T scratch[32];
-  const index_t r = blockIdx.x;
-  const index_t n = r / p.cout, o = r % p.cout;
-  const index_t inner = p.ho * p.wo;
-  const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
-  const T ab = p.act_bias ? p.act_bias[o] : T(0);
+  const index_t rows = p.n * p.cout, inner = p.ho * p.wo;
   constexpr bool kNeedZ = A != Activation::kNone;  // without an activation z is not saved (p.z null)
-  const T* re = kNeedZ ? p.z + (n * 2 * p.cout + 2 * o) * inner : nullptr;
-  const T* im = kNeedZ ? re + inner : nullptr;
-  T sr = T(0), si = T(0), sb = T(0);
-  for (index_t q = threadIdx.x; q < inner; q += blockDim.x) {
-    const index_t off = 2 * (r * inner + q);
-    T local = T(0);
-    const T zr = kNeedZ ? re[q] + br : T(0), zi = kNeedZ ? im[q] + bi : T(0);
-    const Cplx<T> g = act_backward<A, T>(p.grad_out[off], p.grad_out[off + 1], zr, zi, ab, &local);
-    p.grad_z[off] = g.re;
-    p.grad_z[off + 1] = g.im;
-    sr += g.re;
-    si += g.im;
-    sb += local;
-  }
-  sr = block_sum(sr, scratch);
-  si = block_sum(si, scratch);
-  sb = block_sum(sb, scratch);
-  if (threadIdx.x == 0) {
-    p.row_sums[3 * r] = sr;
-    p.row_sums[3 * r + 1] = si;
-    p.row_sums[3 * r + 2] = sb;
+  for (index_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const index_t n = r / p.cout, o = r % p.cout;
+    const T br = p.bias ? p.bias[2 * o] : T(0), bi = p.bias ? p.bias[2 * o + 1] : T(0);
+    const T ab = p.act_bias ? p.act_bias[o] : T(0);
+    const T* re = kNeedZ ? p.z + (n * 2 * p.cout + 2 * o) * inner : nullptr;
+    const T* im = kNeedZ ? re + inner : nullptr;
+    T sr = T(0), si = T(0), sb = T(0);
+    for (index_t q = threadIdx.x; q < inner; q += blockDim.x) {
+      const index_t off = 2 * (r * inner + q);
+      T local = T(0);
+      const T zr = kNeedZ ? re[q] + br : T(0), zi = kNeedZ ? im[q] + bi : T(0);
+      const Cplx<T> g = act_backward<A, T>(p.grad_out[off], p.grad_out[off + 1], zr, zi, ab, &local);
+      p.grad_z[off] = g.re;
+      p.grad_z[off + 1] = g.im;
+      sr += g.re;
+      si += g.im;
+      sb += local;
+    }
+    sr = block_sum(sr, scratch);
+    si = block_sum(si, scratch);
+    sb = block_sum(sb, scratch);
+    if (threadIdx.x == 0) {
+      p.row_sums[3 * r] = sr;
+      p.row_sums[3 * r + 1] = si;
+      p.row_sums[3 * r + 2] = sb;
+    }
   }
 }
 
@@ -436,51 +440,66 @@ __global__ void conv2d_grad_x_kernel(ConvParams<T> p) {
   }
 }
 
-// One block per weight element (o, c, i, j): sum over (n, ho, wo) of gz * conj(x).
+// One block per weight element (o, c, i, j): sum over (n, ho, wo) of gz * conj(x) (elements beyond
+// the grid: the next ones in steps of gridDim.x, uniformly per block as in conv2d_grad_z_kernel).
 template <typename T>
 __global__ void conv2d_grad_w_kernel(ConvParams<T> p) {
   __shared__ T scratch[32];
   const index_t cg = p.cin / p.groups, og = p.cout / p.groups;
-  const index_t e = blockIdx.x;
-  const index_t j = e % p.kw, t = e / p.kw, i = t % p.kh, t2 = t / p.kh, cl = t2 % cg, o = t2 / cg;
-  const index_t c = (o / og) * cg + cl;
-  const index_t r_total = p.n * p.ho * p.wo;
-  T sr = T(0), si = T(0);
-  for (index_t r = threadIdx.x; r < r_total; r += blockDim.x) {
-    const index_t wo = r % p.wo, t3 = r / p.wo, ho = t3 % p.ho, n = t3 / p.ho;
-    const index_t h = ho * p.stride_h - p.pad_h + i * p.dil_h, w = wo * p.stride_w - p.pad_w + j * p.dil_w;
-    if (h < 0 || h >= p.h || w < 0 || w >= p.w) continue;
-    const index_t go = 2 * (((n * p.cout + o) * p.ho + ho) * p.wo + wo);
-    const index_t xo = 2 * (((n * p.cin + c) * p.h + h) * p.w + w);
-    const T gr = p.grad_z[go], gi = p.grad_z[go + 1], xr = p.x[xo], xi = p.x[xo + 1];
-    sr += gr * xr + gi * xi;  // g * conj(x)
-    si += gi * xr - gr * xi;
-  }
-  sr = block_sum(sr, scratch);
-  si = block_sum(si, scratch);
-  if (threadIdx.x == 0) {
-    p.grad_weight[2 * e] = sr;
-    p.grad_weight[2 * e + 1] = si;
+  const index_t elems = p.cout * cg * p.kh * p.kw, r_total = p.n * p.ho * p.wo;
+  for (index_t e = blockIdx.x; e < elems; e += gridDim.x) {
+    const index_t j = e % p.kw, t = e / p.kw, i = t % p.kh, t2 = t / p.kh, cl = t2 % cg, o = t2 / cg;
+    const index_t c = (o / og) * cg + cl;
+    T sr = T(0), si = T(0);
+    for (index_t r = threadIdx.x; r < r_total; r += blockDim.x) {
+      const index_t wo = r % p.wo, t3 = r / p.wo, ho = t3 % p.ho, n = t3 / p.ho;
+      const index_t h = ho * p.stride_h - p.pad_h + i * p.dil_h, w = wo * p.stride_w - p.pad_w + j * p.dil_w;
+      if (h < 0 || h >= p.h || w < 0 || w >= p.w) continue;
+      const index_t go = 2 * (((n * p.cout + o) * p.ho + ho) * p.wo + wo);
+      const index_t xo = 2 * (((n * p.cin + c) * p.h + h) * p.w + w);
+      const T gr = p.grad_z[go], gi = p.grad_z[go + 1], xr = p.x[xo], xi = p.x[xo + 1];
+      sr += gr * xr + gi * xi;  // g * conj(x)
+      si += gi * xr - gr * xi;
+    }
+    sr = block_sum(sr, scratch);
+    si = block_sum(si, scratch);
+    if (threadIdx.x == 0) {
+      p.grad_weight[2 * e] = sr;
+      p.grad_weight[2 * e + 1] = si;
+    }
   }
 }
 
+// Grid limits: y and z of the device (65535 on every GPU so far; groups beyond them take several
+// launches, each with its first group as group0), and the blocks of a grid-stride x dimension.
+cudaError_t grid_yz_limit(int* limit) {
+  int dev = 0, y = 0, z = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&y, cudaDevAttrMaxGridDimY, dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&z, cudaDevAttrMaxGridDimZ, dev);
+  *limit = y < z ? y : z;
+  return err;
+}
+constexpr index_t kMaxStrideBlocks = index_t(1) << 20;
+inline unsigned stride_blocks(index_t n) { return static_cast<unsigned>(n < kMaxStrideBlocks ? n : kMaxStrideBlocks); }
 
-#define BK_LAUNCH_BY_ACT(KERNEL, GRID, BLOCK, STREAM, P)                                               \
-  switch ((P).act) {                                                                                   \
-    case Activation::kNone: KERNEL<Activation::kNone, T><<<GRID, BLOCK, 0, STREAM>>>(P); break;         \
-    case Activation::kCReLU: KERNEL<Activation::kCReLU, T><<<GRID, BLOCK, 0, STREAM>>>(P); break;       \
-    case Activation::kZReLU: KERNEL<Activation::kZReLU, T><<<GRID, BLOCK, 0, STREAM>>>(P); break;       \
-    case Activation::kModReLU: KERNEL<Activation::kModReLU, T><<<GRID, BLOCK, 0, STREAM>>>(P); break;   \
-    default: KERNEL<Activation::kCardioid, T><<<GRID, BLOCK, 0, STREAM>>>(P); break;                   \
+// Launch KERNEL<activation[, T]> for the activation code ACT with the kernel arguments that follow.
+#define BK_LAUNCH_BY_ACT(ACT, KERNEL, GRID, BLOCK, STREAM, ...)                                         \
+  switch (ACT) {                                                                                      \
+    case Activation::kNone: KERNEL<Activation::kNone, T><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;       \
+    case Activation::kCReLU: KERNEL<Activation::kCReLU, T><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;     \
+    case Activation::kZReLU: KERNEL<Activation::kZReLU, T><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;     \
+    case Activation::kModReLU: KERNEL<Activation::kModReLU, T><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break; \
+    default: KERNEL<Activation::kCardioid, T><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;                 \
   }
 
-#define BK_LAUNCH_BY_ACT_FLOAT(KERNEL, GRID, BLOCK, STREAM, P)                                         \
-  switch ((P).act) {                                                                                   \
-    case Activation::kNone: KERNEL<Activation::kNone><<<GRID, BLOCK, 0, STREAM>>>(P); break;            \
-    case Activation::kCReLU: KERNEL<Activation::kCReLU><<<GRID, BLOCK, 0, STREAM>>>(P); break;          \
-    case Activation::kZReLU: KERNEL<Activation::kZReLU><<<GRID, BLOCK, 0, STREAM>>>(P); break;          \
-    case Activation::kModReLU: KERNEL<Activation::kModReLU><<<GRID, BLOCK, 0, STREAM>>>(P); break;      \
-    default: KERNEL<Activation::kCardioid><<<GRID, BLOCK, 0, STREAM>>>(P); break;                      \
+#define BK_LAUNCH_BY_ACT_FLOAT(ACT, KERNEL, GRID, BLOCK, STREAM, ...)                                   \
+  switch (ACT) {                                                                                      \
+    case Activation::kNone: KERNEL<Activation::kNone><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;          \
+    case Activation::kCReLU: KERNEL<Activation::kCReLU><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;        \
+    case Activation::kZReLU: KERNEL<Activation::kZReLU><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;        \
+    case Activation::kModReLU: KERNEL<Activation::kModReLU><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;    \
+    default: KERNEL<Activation::kCardioid><<<GRID, BLOCK, 0, STREAM>>>(__VA_ARGS__); break;                    \
   }
 
 }  // namespace
@@ -490,18 +509,27 @@ cudaError_t conv2d_forward(const ConvParams<T>& p, cudaStream_t stream) {
   const index_t m_total = p.n * p.ho * p.wo;
   const index_t og = p.cout / p.groups;
   if (m_total == 0 || p.cout == 0) return cudaSuccess;
-  const dim3 grid(static_cast<unsigned>((m_total + kTileP - 1) / kTileP), static_cast<unsigned>((og + kTileO - 1) / kTileO),
-                  static_cast<unsigned>(p.groups));
-  if constexpr (std::is_same<T, float>::value) {
-    if (p.tf32) {
-      const dim3 tc_grid(static_cast<unsigned>((m_total + kTcP - 1) / kTcP),
-                         static_cast<unsigned>((og + kTcO - 1) / kTcO), static_cast<unsigned>(p.groups));
-      BK_LAUNCH_BY_ACT_FLOAT(conv2d_fwd_tf32_kernel, tc_grid, kTcThreads, stream, p)
-      return cudaGetLastError();
+  int limit = 0;
+  cudaError_t err = grid_yz_limit(&limit);
+  if (err != cudaSuccess) return err;
+  bool tf32 = false;
+  if constexpr (std::is_same<T, float>::value) tf32 = p.tf32 != 0;
+  const index_t tile_p = tf32 ? kTcP : kTileP, tile_o = tf32 ? kTcO : kTileO;
+  for (int g0 = 0; g0 < p.groups; g0 += limit) {  // groups on grid z, at most `limit` per launch
+    const dim3 grid(static_cast<unsigned>((m_total + tile_p - 1) / tile_p), static_cast<unsigned>((og + tile_o - 1) / tile_o),
+                    static_cast<unsigned>(p.groups - g0 < limit ? p.groups - g0 : limit));
+    if constexpr (std::is_same<T, float>::value) {
+      if (tf32) {
+        BK_LAUNCH_BY_ACT_FLOAT(p.act, conv2d_fwd_tf32_kernel, grid, kTcThreads, stream, p, g0)
+      } else {
+        BK_LAUNCH_BY_ACT(p.act, conv2d_fwd_kernel, grid, kThreads, stream, p, g0)
+      }
+    } else {
+      BK_LAUNCH_BY_ACT(p.act, conv2d_fwd_kernel, grid, kThreads, stream, p, g0)
     }
+    if ((err = cudaGetLastError()) != cudaSuccess) return err;
   }
-  BK_LAUNCH_BY_ACT(conv2d_fwd_kernel, grid, kThreads, stream, p)
-  return cudaGetLastError();
+  return cudaSuccess;
 }
 
 // The tensor-core backward after the dL/dz kernel: dL/dx by the forward kernel on dL/dz with
@@ -523,8 +551,7 @@ static cudaError_t conv2d_backward_tf32(const ConvParams<float>& p, cudaStream_t
     err = conv2d_forward<float>(q, stream);
   } else if (p.grad_x) {
     const index_t total = p.n * p.cin * p.h * p.w;
-    const index_t blocks = (total + 255) / 256;
-    conv2d_grad_x_kernel<float><<<static_cast<unsigned>(blocks < 65535 * 32 ? blocks : 65535 * 32), 256, 0, stream>>>(p);
+    conv2d_grad_x_kernel<float><<<stride_blocks((total + 255) / 256), 256, 0, stream>>>(p);
     err = cudaGetLastError();
   }
   if (err != cudaSuccess || !p.grad_weight) return err;
@@ -534,27 +561,36 @@ static cudaError_t conv2d_backward_tf32(const ConvParams<float>& p, cudaStream_t
   err = cudaMemsetAsync(p.grad_weight, 0, sizeof(float) * 2 * elems, stream);
   if (err != cudaSuccess) return err;
   // Split m so that the grid fills the GPU about 4 times over, each split >= 8 chunks of m.
-  int dev = 0, sms = 0;
+  int dev = 0, sms = 0, limit = 0;
   if ((err = cudaGetDevice(&dev)) != cudaSuccess) return err;
   if ((err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess) return err;
-  const index_t tiles = ((k_total + kTwK - 1) / kTwK) * ((og + kTwO - 1) / kTwO) * p.groups;
+  if ((err = grid_yz_limit(&limit)) != cudaSuccess) return err;
+  const index_t o_tiles = (og + kTwO - 1) / kTwO;
+  const index_t tiles = ((k_total + kTwK - 1) / kTwK) * o_tiles * p.groups;
   index_t splits = (4 * static_cast<index_t>(sms) + tiles - 1) / tiles;
   const index_t max_splits = (m_total + 8 * kTwM - 1) / (8 * kTwM);
   splits = splits < max_splits ? splits : max_splits;
-  splits = splits < 1 || p.deterministic ? 1 : (splits > 65535 ? 65535 : splits);
+  splits = splits < 1 || p.deterministic ? 1 : (splits > limit ? limit : splits);
   const index_t m_per_split = ((m_total + splits - 1) / splits + kTwM - 1) / kTwM * kTwM;
   splits = (m_total + m_per_split - 1) / m_per_split;
-  const dim3 grid(static_cast<unsigned>((k_total + kTwK - 1) / kTwK),
-                  static_cast<unsigned>(((og + kTwO - 1) / kTwO) * p.groups), static_cast<unsigned>(splits));
-  conv2d_grad_w_tf32_kernel<<<grid, kTcThreads, 0, stream>>>(p, m_per_split);
-  return cudaGetLastError();
+  // (group, channel tile) pairs on grid y: at most `limit` per launch, whole groups each.
+  const index_t groups_per_launch = o_tiles <= limit ? limit / o_tiles : 0;
+  if (groups_per_launch == 0) return cudaErrorInvalidConfiguration;  // > 2M output channels per group
+  for (index_t g0 = 0; g0 < p.groups; g0 += groups_per_launch) {
+    const index_t g = p.groups - g0 < groups_per_launch ? p.groups - g0 : groups_per_launch;
+    const dim3 grid(static_cast<unsigned>((k_total + kTwK - 1) / kTwK), static_cast<unsigned>(o_tiles * g),
+                    static_cast<unsigned>(splits));
+    conv2d_grad_w_tf32_kernel<<<grid, kTcThreads, 0, stream>>>(p, m_per_split, static_cast<int>(g0));
+    if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  }
+  return cudaSuccess;
 }
 
 template <typename T>
 cudaError_t conv2d_backward(const ConvParams<T>& p, cudaStream_t stream) {
   const index_t rows = p.n * p.cout;
   if (rows == 0) return cudaSuccess;
-  BK_LAUNCH_BY_ACT(conv2d_grad_z_kernel, static_cast<unsigned>(rows), 256, stream, p)
+  BK_LAUNCH_BY_ACT(p.act, conv2d_grad_z_kernel, stride_blocks(rows), 256, stream, p)
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   if constexpr (std::is_same<T, float>::value) {
@@ -562,14 +598,13 @@ cudaError_t conv2d_backward(const ConvParams<T>& p, cudaStream_t stream) {
   }
   if (p.grad_x) {
     const index_t total = p.n * p.cin * p.h * p.w;
-    const index_t blocks = (total + 255) / 256;
-    conv2d_grad_x_kernel<T><<<static_cast<unsigned>(blocks < 65535 * 32 ? blocks : 65535 * 32), 256, 0, stream>>>(p);
+    conv2d_grad_x_kernel<T><<<stride_blocks((total + 255) / 256), 256, 0, stream>>>(p);
     err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }
   if (p.grad_weight) {
     const index_t elems = p.cout * (p.cin / p.groups) * p.kh * p.kw;
-    if (elems > 0) conv2d_grad_w_kernel<T><<<static_cast<unsigned>(elems), 256, 0, stream>>>(p);
+    if (elems > 0) conv2d_grad_w_kernel<T><<<stride_blocks(elems), 256, 0, stream>>>(p);
     err = cudaGetLastError();
   }
   return err;

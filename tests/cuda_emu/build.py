@@ -100,6 +100,7 @@ def _write(path: str, text: str) -> None:
 def generate(build_dir: str) -> list[str]:
     """Writes the rewritten csrc tree under build_dir/csrc; returns the sources to compile."""
     gen = os.path.join(build_dir, "csrc")
+    sources = []
     for dirpath, _, files in os.walk(CSRC):
         if os.path.relpath(dirpath, CSRC) == "cpu":
             continue
@@ -111,9 +112,10 @@ def generate(build_dir: str) -> list[str]:
             if name.endswith(".cu"):
                 text, rel = rewrite_launches(text), rel[:-3] + "_emu.cpp"
             _write(os.path.join(gen, rel), rewrite_registration(text))
+            if rel.startswith("cuda" + os.sep) and rel.endswith(".cpp"):  # kernels and glue
+                sources.append(os.path.join(gen, rel))
     _write(os.path.join(gen, "schemas_emu.cpp"), schema_source())
-    cuda = os.path.join(gen, "cuda")
-    sources = sorted(os.path.join(cuda, n) for n in os.listdir(cuda) if n.endswith(".cpp"))
+    sources.sort()
     _write(os.path.join(gen, "selftest_emu.cpp"), rewrite_launches(open(os.path.join(HERE, "selftest.cu")).read()))
     return sources + [os.path.join(gen, "schemas_emu.cpp"), os.path.join(gen, "selftest_emu.cpp"),
                       os.path.join(HERE, "runtime.cpp")]

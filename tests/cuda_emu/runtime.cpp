@@ -78,7 +78,7 @@ struct Config {
   uint64_t seed = 0;
   int sms = 132;     // an H100 SXM
   int cc_major = 9;
-  int cc_minor = 0;
+  int max_grid_yz = 65535;  // the device's grid y / z limit (a test may lower it)
 };
 
 struct State {
@@ -235,8 +235,9 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
   const dim3 g = cfg.grid, bd = cfg.block;
   const uint64_t threads = uint64_t(bd.x) * bd.y * bd.z;
   // The limits of every GPU since sm_30 (a bad configuration fails the launch, it does not run).
+  const unsigned yz = static_cast<unsigned>(s.cfg.max_grid_yz);
   if (threads == 0 || threads > 1024 || bd.z > 64 || g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u ||
-      g.y > 65535 || g.z > 65535 || cfg.smem > 48 * 1024) {
+      g.y > yz || g.z > yz || cfg.smem > 48 * 1024) {
     s.last_error = cudaErrorInvalidConfiguration;
     s.last_message = "invalid configuration argument: " + name + " grid (" + std::to_string(g.x) + ", " +
                      std::to_string(g.y) + ", " + std::to_string(g.z) + ") block (" + std::to_string(bd.x) + ", " +
@@ -331,6 +332,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
   const auto& c = bk_emu::state().cfg;
   if (attr == cudaDevAttrMultiProcessorCount) *value = c.sms;
   else if (attr == cudaDevAttrComputeCapabilityMajor) *value = c.cc_major;
+  else if (attr == cudaDevAttrMaxGridDimY || attr == cudaDevAttrMaxGridDimZ) *value = c.max_grid_yz;
   else return cudaErrorInvalidValue;
   return cudaSuccess;
 }
@@ -374,17 +376,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "beamkernels' CUDA kernels and glue, run by a CPU emulator (tests/cuda_emu)";
   m.def(
       "configure",
-      [](int schedule, uint64_t seed, int sms, int cc_major) {
+      [](int schedule, uint64_t seed, int sms, int cc_major, int max_grid_yz) {
         auto& c = bk_emu::state().cfg;
         c.schedule = schedule;
         c.seed = seed;
         c.sms = sms;
         c.cc_major = cc_major;
+        c.max_grid_yz = max_grid_yz;
       },
       pybind11::arg("schedule") = 0, pybind11::arg("seed") = 0, pybind11::arg("sms") = 132,
-      pybind11::arg("cc_major") = 9,
-      "schedule: 0 threads in order, 1 reversed, 2 shuffled with seed; the emulated GPU's SM count and "
-      "compute capability (major)");
+      pybind11::arg("cc_major") = 9, pybind11::arg("max_grid_yz") = 65535,
+      "schedule: 0 threads in order, 1 reversed, 2 shuffled with seed; the emulated GPU's SM count, "
+      "compute capability (major) and grid y / z limit");
   m.def("launches", [] { return bk_emu::state().launches; }, "the kernels launched so far, in order");
   m.def("clear_launches", [] { bk_emu::state().launches.clear(); });
 }

@@ -238,3 +238,19 @@ def test_tolerance_is_tight_enough_to_fail(E):
     with pytest.raises(AssertionError):
         assert_close(y, ref.complex_conv2d(x, w2, b, **kw), **conv_tol(torch.complex64, 27))
     assert math.isfinite(y.abs().max().item())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_conv2d_groups_beyond_the_grid_limit(E, emu, launched, mode):
+    """Groups run on grid z (forward) and grid y (TF32 dL/dW), whose limit is 65535 blocks: more
+    groups take several launches. Shown with the emulated device's limit lowered to 4 (a
+    depthwise conv of 10 groups: 3 launches each), which is what 70000 groups meet on a GPU."""
+    emu.configure(max_grid_yz=4)
+    try:
+        names = _check(E, (2, 10, 20, 5, 6, 3, 1, 1, 1, 10), mode, "modrelu", launched)
+    finally:
+        emu.configure()
+    fwd = "conv2d_fwd_tf32_kernel" if mode == "complex64-tf32" else "conv2d_fwd_kernel"
+    assert names.count(fwd) == (6 if mode == "complex64-tf32" else 3), names  # TF32: dL/dx is a forward too
+    if mode == "complex64-tf32":
+        assert names.count("conv2d_grad_w_tf32_kernel") == 3, names

@@ -52,7 +52,12 @@ typedef enum cudaError {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorLaunchFailure = 719,
 } cudaError_t;
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75 };
+enum cudaDeviceAttr {
+  cudaDevAttrMaxGridDimY = 6,
+  cudaDevAttrMaxGridDimZ = 7,
+  cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrComputeCapabilityMajor = 75,
+};
 typedef struct CUstream_st* cudaStream_t;
 
 namespace bk_emu {

@@ -224,6 +224,7 @@ void warp_exchange(const void* v, void* out, size_t bytes, unsigned mask, int of
 }
 
 void trap() { throw EmuError("__trap() reached (" + where() + ")"); }
+void fail(const std::string& message) { throw EmuError(message + " (" + where() + ")"); }
 
 void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void()>& body) {
   State& s = state();
@@ -347,6 +348,7 @@ cudaError_t divergent_sync(float* out);
 cudaError_t warp_sums(float* out, int blocks, int threads);
 cudaError_t wmma_tile(float* c, const float* a, const float* b, bool convert);
 cudaError_t launch_with(float* out, unsigned grid_y, unsigned threads);
+cudaError_t misaligned_wmma(float* c, const float* a);
 cudaError_t trap(float* out);
 }  // namespace bk_emu_selftest
 
@@ -366,6 +368,7 @@ std::tuple<at::Tensor, std::string> selftest(const std::string& name, const at::
   else if (name == "wmma") err = st::wmma_tile(o, a.data_ptr<float>(), b.data_ptr<float>(), i0 != 0);
   else if (name == "launch_with") err = st::launch_with(o, static_cast<unsigned>(i0), static_cast<unsigned>(i1));
   else if (name == "trap") err = st::trap(o);
+  else if (name == "misaligned_wmma") err = st::misaligned_wmma(o, a.data_ptr<float>());
   else TORCH_CHECK(false, "selftest: unknown test ", name);
   return {out, err == cudaSuccess ? std::string() : std::string(cudaGetErrorString(err))};
 }

@@ -49,6 +49,17 @@ __global__ void wmma_kernel(float* c, const float* a, const float* b) {
   wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
 }
 
+// A tile load from a pointer 4 bytes off the 32-byte alignment WMMA requires.
+__global__ void misaligned_wmma_kernel(float* c, const float* a) {
+  namespace wmma = nvcuda::wmma;
+  __shared__ __align__(32) float tile[16 * 8 + 1];
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+  for (int i = threadIdx.x; i < 16 * 8; i += 32) tile[i + 1] = a[i];
+  __syncthreads();
+  wmma::load_matrix_sync(fa, tile + 1, 8);
+  c[threadIdx.x] = fa.x[0];
+}
+
 __global__ void trap_kernel(float* out) {
   if (threadIdx.x == 3) __trap();
   out[threadIdx.x] = 1.f;
@@ -80,6 +91,11 @@ cudaError_t wmma_tile(float* c, const float* a, const float* b, bool convert) {
 
 cudaError_t launch_with(float* out, unsigned grid_y, unsigned threads) {
   warp_sum_kernel<<<dim3(1, grid_y), threads>>>(out);
+  return cudaGetLastError();
+}
+
+cudaError_t misaligned_wmma(float* c, const float* a) {
+  misaligned_wmma_kernel<<<1, 32>>>(c, a);
   return cudaGetLastError();
 }
 

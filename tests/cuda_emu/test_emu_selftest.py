@@ -69,3 +69,9 @@ def test_launch_rewrite():
     assert out == ("::bk_emu::launch<&K<Activation::kNone, T>>(::bk_emu::LaunchCfg(GRID, BLOCK, 0, STREAM), P); break;\n"
                    "::bk_emu::launch<&k2<float>>(::bk_emu::LaunchCfg(static_cast<unsigned>(b < 5 ? b : 5), 256, 0, s), "
                    "p, f(a, b));")
+
+
+def test_misaligned_wmma_tile_is_a_launch_failure(emu):
+    """WMMA loads and stores need a 32-byte aligned pointer and ldm a multiple of 4 floats."""
+    _, err = emu.selftest("misaligned_wmma", torch.randn(128), EMPTY, 0, 0)
+    assert "wmma::load_matrix_sync: the pointer must be 32-byte aligned" in err and "4 bytes off" in err

@@ -80,6 +80,8 @@ void sync_block();
 // lane `src`'s value (its own when src is outside [0, width) of its segment).
 void warp_exchange(const void* v, void* out, size_t bytes, unsigned mask, int src_lane_offset, int width);
 [[noreturn]] void trap();
+// Fails the running launch with this message (a device-side error: what the hardware would do).
+[[noreturn]] void fail(const std::string& message);
 
 template <class F>
 struct KernelSig;

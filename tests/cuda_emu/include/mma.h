@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <type_traits>
 
 #include "bk_cuda_emu.h"
 
@@ -67,9 +69,18 @@ void fill_fragment(fragment<Use, M, N, K, T, L>& f, float v) {
   for (int i = 0; i < f.num_elements; ++i) f.x[i] = v;
 }
 
+// The hardware's requirements on every load / store: a 256-bit aligned pointer and a leading
+// dimension that is a multiple of 16 bytes (4 floats); anything else is undefined on a GPU.
+inline void check_tile_address(const float* p, unsigned ldm, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ldm % 4 != 0)
+    ::bk_emu::fail(std::string(what) + ": the pointer must be 32-byte aligned and ldm a multiple of 4 floats (got " +
+                   std::to_string(reinterpret_cast<uintptr_t>(p) % 32) + " bytes off, ldm " + std::to_string(ldm) + ")");
+}
+
 template <class Use, int M, int N, int K, class T, class L>
 void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const float* p, unsigned ldm) {
   static_assert(!std::is_same<Use, accumulator>::value, "accumulator loads take a layout");
+  check_tile_address(p, ldm, "wmma::load_matrix_sync");
   constexpr bool col = std::is_same<L, col_major>::value;
   for (int r = 0; r < f.rows; ++r)
     for (int c = 0; c < f.cols; ++c) f.x[r * f.cols + c] = col ? p[c * ldm + r] : p[r * ldm + c];
@@ -77,6 +88,7 @@ void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const float* p, unsigned 
 
 template <int M, int N, int K, class T>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, T>& f, unsigned ldm, layout_t layout) {
+  check_tile_address(p, ldm, "wmma::store_matrix_sync");
   for (int r = 0; r < f.rows; ++r)
     for (int c = 0; c < f.cols; ++c) (layout == mem_col_major ? p[c * ldm + r] : p[r * ldm + c]) = f.x[r * f.cols + c];
 }

@@ -32,15 +32,6 @@ def E(emu):
     return getattr(torch.ops, build.NAMESPACE)
 
 
-@pytest.fixture(params=[0, 1, 2], ids=["in-order", "reversed", "shuffled"])
-def schedule(emu, request):
-    """Threads of a block run in order, in reverse, or shuffled between barriers: a missing
-    __syncthreads shows up as a difference between the schedules."""
-    emu.configure(schedule=request.param, seed=1234)
-    yield request.param
-    emu.configure()
-
-
 @pytest.fixture
 def launched(emu):
     """launched() -> the kernels launched since the previous call (or the test's start), by short

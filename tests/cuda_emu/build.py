@@ -1,12 +1,13 @@
 """Builds beamkernels' CUDA kernels and CUDA glue for the CPU emulator (include/bk_cuda_emu.h).
 
-The sources are taken as they are from csrc/ and rewritten in a build folder in three ways only:
+The sources are taken as they are from csrc/ and rewritten in a build folder in four ways only:
   * `kernel<<<grid, block, smem, stream>>>(args)` becomes
     `::bk_emu::launch<&kernel>(::bk_emu::LaunchCfg(grid, block, smem, stream), args)`;
   * the glue registers its kernels under the dispatch key CPU of a separate op namespace,
     `beamkernels_cuda_emu` (TORCH_LIBRARY_IMPL(beamkernels, CUDA, m) -> (beamkernels_cuda_emu, CPU, m)),
     so they run on CPU tensors beside the real CPU backend;
-  * that namespace gets the schemas of csrc/ops.cpp (its TORCH_LIBRARY block, renamed).
+  * that namespace gets the schemas of csrc/ops.cpp (its TORCH_LIBRARY block, renamed);
+  * each `__shared__` array declaration is followed by `::bk_emu::poison_shared(name, sizeof(name));`.
 Everything else (the kernels, the params structs, the glue's checks and launches) is the code that
 a GPU build compiles. `load()` returns the extension module; the ops are
 torch.ops.beamkernels_cuda_emu.*.
@@ -75,6 +76,17 @@ def rewrite_launches(src: str) -> str:
         i = q + 1
 
 
+_SHARED = re.compile(r"(__shared__\s+(?:__align__\(\d+\)\s+)?[^;=(){}]*?\b(\w+)\s*(?:\[[^\]]*\])+\s*;)")
+
+
+def poison_shared(src: str) -> str:
+    """`__shared__ T name[...];` -> the same plus `::bk_emu::poison_shared(name, sizeof(name));`."""
+    out = _SHARED.sub(lambda m: f"{m.group(1)} ::bk_emu::poison_shared({m.group(2)}, sizeof({m.group(2)}));", src)
+    if out.count("poison_shared(") != src.count("__shared__"):
+        raise ValueError("a __shared__ declaration that is not an array: extend build.poison_shared")
+    return out
+
+
 def rewrite_registration(src: str) -> str:
     src = src.replace("TORCH_LIBRARY_IMPL(beamkernels, CUDA, m)", f"TORCH_LIBRARY_IMPL({NAMESPACE}, CPU, m)")
     src = src.replace("TORCH_LIBRARY_IMPL(beamkernels, KEY, m)", f"TORCH_LIBRARY_IMPL({NAMESPACE}, KEY, m)")
@@ -110,13 +122,14 @@ def generate(build_dir: str) -> list[str]:
             text = open(os.path.join(dirpath, name)).read()
             rel = os.path.relpath(os.path.join(dirpath, name), CSRC)
             if name.endswith(".cu"):
-                text, rel = rewrite_launches(text), rel[:-3] + "_emu.cpp"
+                text, rel = poison_shared(rewrite_launches(text)), rel[:-3] + "_emu.cpp"
             _write(os.path.join(gen, rel), rewrite_registration(text))
             if rel.startswith("cuda" + os.sep) and rel.endswith(".cpp"):  # kernels and glue
                 sources.append(os.path.join(gen, rel))
     _write(os.path.join(gen, "schemas_emu.cpp"), schema_source())
     sources.sort()
-    _write(os.path.join(gen, "selftest_emu.cpp"), rewrite_launches(open(os.path.join(HERE, "selftest.cu")).read()))
+    _write(os.path.join(gen, "selftest_emu.cpp"),
+           poison_shared(rewrite_launches(open(os.path.join(HERE, "selftest.cu")).read())))
     return sources + [os.path.join(gen, "schemas_emu.cpp"), os.path.join(gen, "selftest_emu.cpp"),
                       os.path.join(HERE, "runtime.cpp")]
 

@@ -26,6 +26,21 @@ def emu():
     module.configure()
 
 
+@pytest.fixture(autouse=True)
+def _poisoned_memory(request):
+    """While an emulator test runs, every new CPU tensor starts as NaN bytes (outputs or buffers a
+    kernel forgets to write show up), and __shared__ arrays start as NaN in every block."""
+    if "emu" not in request.fixturenames and "E" not in request.fixturenames:
+        yield
+        return
+    module = request.getfixturevalue("emu")
+    module.poison_allocations(True)
+    try:
+        yield
+    finally:
+        module.poison_allocations(False)
+
+
 @pytest.fixture
 def E(emu):
     """The emulated ops: torch.ops.beamkernels_cuda_emu."""

@@ -1,8 +1,11 @@
 // The emulator's runtime (see include/bk_cuda_emu.h): the fiber scheduler behind a launch, the
 // barriers and warp exchanges, the runtime API calls, and a small Python module to configure
 // it (schedule, device facts) and to see which kernels ran.
+#include <c10/core/CPUAllocator.h>
 #include <torch/extension.h>
 #include <ucontext.h>
+
+#include <unordered_map>
 
 #include <algorithm>
 #include <array>
@@ -74,7 +77,7 @@ struct Fiber {
 };
 
 struct Config {
-  int schedule = 0;  // 0: threads in order, 1: in reverse order, 2: shuffled (seeded)
+  int schedule = 0;  // 0: threads in order, 1: in reverse order, 2: shuffled (seeded), 3: warp-greedy
   uint64_t seed = 0;
   int sms = 132;     // an H100 SXM
   int cc_major = 9;
@@ -223,7 +226,27 @@ void warp_exchange(const void* v, void* out, size_t bytes, unsigned mask, int of
   warp_barrier();  // everyone has read before the slots are reused
 }
 
+void warp_uniform(const char* what, uint64_t a, uint64_t b) {
+  const uint64_t mine[2] = {a, b};
+  uint64_t lane0[2];
+  warp_exchange(mine, lane0, sizeof(mine), 0xffffffffu, -static_cast<int>(g_block->current % 32), 32);
+  if (lane0[0] != a || lane0[1] != b)
+    throw EmuError(std::string(what) + ": the lanes of a warp disagree on its arguments (" + where() + ")");
+}
+
 void trap() { throw EmuError("__trap() reached (" + where() + ")"); }
+
+namespace {
+uint64_t g_block_epoch = 0;                          // one per block run
+std::unordered_map<const void*, uint64_t> g_shared;  // __shared__ variable -> epoch it was poisoned in
+}  // namespace
+
+void poison_shared(void* p, size_t bytes) {
+  uint64_t& e = g_shared[p];
+  if (e == g_block_epoch) return;  // already done by an earlier thread of this block
+  e = g_block_epoch;
+  std::memset(p, 0xff, bytes);  // NaN in every float / double, -1 in every integer
+}
 void fail(const std::string& message) { throw EmuError(message + " (" + where() + ")"); }
 
 void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void()>& body) {
@@ -271,28 +294,44 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
         for (unsigned bx = 0; bx < g.x; ++bx) {
           g_block_idx = {bx, by, bz};
           b.block_arrived = 0;
+          ++g_block_epoch;  // fresh (poisoned) shared memory for this block
           for (int i = 0; i < b.nthreads; ++i) {
             Fiber& f = b.fibers[i];
             f = Fiber{};
             f.tid = {unsigned(i) % bd.x, unsigned(i) / bd.x % bd.y, unsigned(i) / (bd.x * bd.y)};
             start_fiber(f, b.stacks[i].get(), b);
           }
-          if (s.cfg.schedule == 2) std::shuffle(order.begin(), order.end(), rng);
+          // Resumes thread i if it can run; false if it is done or waits at a barrier not yet released.
+          auto resume = [&](int i) {
+            Fiber& f = b.fibers[i];
+            if (f.done) return false;
+            if (f.wait == 1 && f.wait_gen == b.block_gen) return false;
+            if (f.wait == 2 && f.wait_gen == b.warp_gen[i / 32]) return false;
+            f.wait = 0;
+            b.current = i;
+            g_thread_idx = f.tid;
+            to_fiber(f);
+            if (b.error) std::rethrow_exception(b.error);
+            return true;
+          };
           for (;;) {
-            bool alive = false, progressed = false;
-            for (int i : order) {
-              Fiber& f = b.fibers[i];
-              if (f.done) continue;
-              alive = true;
-              if (f.wait == 1 && f.wait_gen == b.block_gen) continue;
-              if (f.wait == 2 && f.wait_gen == b.warp_gen[i / 32]) continue;
-              f.wait = 0;
-              b.current = i;
-              g_thread_idx = f.tid;
-              to_fiber(f);
-              progressed = true;
-              if (b.error) std::rethrow_exception(b.error);
+            bool progressed = false;
+            if (s.cfg.schedule == 3) {
+              // Warp-greedy: the last warp first, each run as far as it can go (through its own
+              // shuffles) before the next one starts: a warp races ahead of the others.
+              for (int w = nwarps - 1; w >= 0; --w) {
+                for (bool again = true; again;) {
+                  again = false;
+                  for (int i = 32 * w; i < 32 * w + b.warp_size[w]; ++i) again |= resume(i);
+                  progressed |= again;
+                }
+              }
+            } else {
+              if (s.cfg.schedule == 2) std::shuffle(order.begin(), order.end(), rng);  // a new order every pass
+              for (int i : order) progressed |= resume(i);
             }
+            bool alive = false;
+            for (const Fiber& f : b.fibers) alive |= !f.done;
             if (!alive) break;
             if (!progressed) {
               int at_block = 0, at_warp = 0, exited = 0;
@@ -374,7 +413,36 @@ std::tuple<at::Tensor, std::string> selftest(const std::string& name, const at::
 }
 }  // namespace
 
+namespace {
+// Fills every new CPU allocation with 0xff bytes (NaN in float / double): an output element or an
+// intermediate buffer that a kernel forgets to write shows up as NaN instead of a plausible zero.
+struct PoisonAllocator final : c10::Allocator {
+  c10::Allocator* base = nullptr;
+  c10::DataPtr allocate(size_t n) override {
+    c10::DataPtr p = base->allocate(n);
+    if (n) std::memset(p.get(), 0xff, n);
+    return p;
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return base->raw_deleter(); }
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+};
+PoisonAllocator g_poison;
+
+void poison_allocations(bool on) {
+  static uint8_t priority = 100;  // SetCPUAllocator takes an allocator of at least the last priority
+  if (on) {
+    if (c10::GetCPUAllocator() == &g_poison) return;
+    g_poison.base = c10::GetCPUAllocator();
+    c10::SetCPUAllocator(&g_poison, ++priority);
+  } else if (c10::GetCPUAllocator() == &g_poison) {
+    c10::SetCPUAllocator(g_poison.base, ++priority);
+  }
+}
+}  // namespace
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("poison_allocations", &poison_allocations,
+        "on: every new CPU tensor's memory starts as 0xff bytes (NaN), so unwritten outputs show up");
   m.def("selftest", &selftest, "run one of tests/cuda_emu/selftest.cu's kernels: (output, error message or '')");
   m.doc() = "beamkernels' CUDA kernels and glue, run by a CPU emulator (tests/cuda_emu)";
   m.def(
@@ -389,7 +457,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       pybind11::arg("schedule") = 0, pybind11::arg("seed") = 0, pybind11::arg("sms") = 132,
       pybind11::arg("cc_major") = 9, pybind11::arg("max_grid_yz") = 65535,
-      "schedule: 0 threads in order, 1 reversed, 2 shuffled with seed; the emulated GPU's SM count, "
+      "schedule: 0 threads in order, 1 reversed, 2 shuffled anew at every pass (seeded), 3 warp-greedy (the "
+      "last warp first, each run as far as it can); the emulated GPU's SM count, "
       "compute capability (major) and grid y / z limit");
   m.def("launches", [] { return bk_emu::state().launches; }, "the kernels launched so far, in order");
   m.def("clear_launches", [] { bk_emu::state().launches.clear(); });

@@ -87,12 +87,12 @@ def test_empty_and_strided(E):
 
 def test_schedules_agree(E, emu):
     """modReLU's per-block bias-gradient sum (shuffles + shared memory) is the same, to the bit, whatever
-    the threads' order between barriers (in order, reversed, shuffled)."""
+    the threads' order between barriers (in order, reversed, shuffled, warp-greedy)."""
     x, g = crandn(2, 3, 2600), crandn(2, 3, 2600)
     b = _bias(x)
     runs = []
     try:
-        for schedule in (0, 1, 2):
+        for schedule in (0, 1, 2, 3):
             emu.configure(schedule=schedule, seed=1234)
             runs.append(tuple(E.modrelu_backward(g, x, b)))
     finally:

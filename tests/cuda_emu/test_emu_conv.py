@@ -123,7 +123,7 @@ def test_conv2d_tf32_split_k_weight_grad(E, emu, launched, deterministic):
 
 def test_conv2d_schedules_agree(E, emu):
     """Every block-level and warp-level barrier is where it must be: the threads' order between
-    barriers (in order, reversed, shuffled) does not change the result (exact fp32: to the bit; TF32:
+    barriers (in order, reversed, shuffled, warp-greedy) does not change the result (exact fp32: to the bit; TF32:
     also, here, since one split per weight tile leaves no atomics order to vary)."""
     x, w, b, ab, kw = _inputs((2, 5, 40, 9, 13, 3, 1, 1, 1, 1), torch.complex64, torch.device("cpu"), "modrelu",
                               requires_grad=False)
@@ -131,7 +131,7 @@ def test_conv2d_schedules_agree(E, emu):
     for tf32 in (False, True):
         runs = []
         try:
-            for schedule in (0, 1, 2):
+            for schedule in (0, 1, 2, 3):
                 emu.configure(schedule=schedule, seed=1234)
                 with conv_tf32(tf32):
                     y, z = E.complex_conv2d(x, w, b, [1, 1], [1, 1], [1, 1], 1, 3, ab)

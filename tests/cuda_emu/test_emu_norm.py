@@ -77,14 +77,14 @@ def test_empty_batch(E):
 
 def test_schedules_agree(E, emu):
     """The block reduction's barriers and shuffles are where they must be: the threads' order between
-    barriers (in order, reversed, shuffled) does not change a bit of the forward or the backward (7
+    barriers (in order, reversed, shuffled, warp-greedy) does not change a bit of the forward or the backward (7
     reduction blocks per channel)."""
     x = _data((3, 2, 4100))
     w, b = _params(2)
     g = torch.randn(3, 2, 4100, dtype=torch.complex64)
     runs = []
     try:
-        for schedule in (0, 1, 2):
+        for schedule in (0, 1, 2, 3):
             emu.configure(schedule=schedule, seed=1234)
             y, mean, cov = E.complex_batch_norm(x, None, None, w, b, 1e-5)
             runs.append((y, mean, cov) + tuple(E.complex_batch_norm_backward(g, x, mean, cov, w, True, 1e-5)))

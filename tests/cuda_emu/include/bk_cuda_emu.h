@@ -82,6 +82,12 @@ void warp_exchange(const void* v, void* out, size_t bytes, unsigned mask, int sr
 [[noreturn]] void trap();
 // Fails the running launch with this message (a device-side error: what the hardware would do).
 [[noreturn]] void fail(const std::string& message);
+// Called (by build.py's rewrite) right after each __shared__ declaration: the first thread of a block
+// to get there fills the variable with 0xff bytes (NaN), as a GPU gives no defined contents, so a read
+// before a write does not see the previous block's values.
+void poison_shared(void* p, size_t bytes);
+// A warp-collective call (WMMA): every lane of the warp must make it, with the same (a, b).
+void warp_uniform(const char* what, uint64_t a, uint64_t b);
 
 template <class F>
 struct KernelSig;

@@ -41,7 +41,7 @@ template <typename T, int K>
 __global__ void __launch_bounds__(kThreads) bn_reduce_kernel(BatchNormParams<T> p, double* partials) {
   __shared__ double shared[K * 32];
   const index_t per_channel = p.outer * p.inner;
-  // gridDim.y <= 65535: channels beyond that (layer norm over many samples) loop.
+  // gridDim.y is at most the device's limit (65535): channels beyond it (layer norm over many samples) loop.
   for (index_t c = blockIdx.y; c < p.channels; c += gridDim.y) {
     double v[K];
 #pragma unroll
@@ -171,7 +171,15 @@ __global__ void __launch_bounds__(kThreads) bn_apply_kernel(BatchNormParams<T> p
   }
 }
 
-unsigned grid_y(index_t channels) { return unsigned(channels < 65535 ? channels : 65535); }
+// Channels on grid y, at most the device's limit (65535 on every GPU so far); the reduction loops
+// over the channels beyond it.
+cudaError_t grid_y(index_t channels, unsigned* out) {
+  int dev = 0, limit = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxGridDimY, dev);
+  *out = unsigned(channels < limit ? channels : limit);
+  return err;
+}
 
 int apply_blocks(index_t total) {
   const index_t b = (total + kThreads - 1) / kThreads;
@@ -192,7 +200,10 @@ cudaError_t batch_norm_forward(const BatchNormParams<T>& p, double* partials, T*
   const int blocks = bn_blocks_per_channel(per_channel);
   if (p.training) {
     if (per_channel == 0) return cudaSuccess;  // the glue zero-fills the statistics
-    bn_reduce_kernel<T, 5><<<dim3(blocks, grid_y(p.channels)), kThreads, 0, stream>>>(p, partials);
+    unsigned gy = 0;
+    const cudaError_t err = grid_y(p.channels, &gy);
+    if (err != cudaSuccess) return err;
+    bn_reduce_kernel<T, 5><<<dim3(blocks, gy), kThreads, 0, stream>>>(p, partials);
   }
   const int cblocks = int((p.channels + 127) / 128);
   bn_finalize_forward<T><<<cblocks, 128, 0, stream>>>(p, partials, blocks, coefs);
@@ -206,7 +217,10 @@ cudaError_t batch_norm_backward(const BatchNormParams<T>& p, double* partials, T
   const index_t per_channel = p.outer * p.inner;
   if (p.channels == 0 || per_channel == 0) return cudaSuccess;  // the glue zero-fills the gradients
   const int blocks = bn_blocks_per_channel(per_channel);
-  bn_reduce_kernel<T, 6><<<dim3(blocks, grid_y(p.channels)), kThreads, 0, stream>>>(p, partials);
+  unsigned gy = 0;
+  const cudaError_t err = grid_y(p.channels, &gy);
+  if (err != cudaSuccess) return err;
+  bn_reduce_kernel<T, 6><<<dim3(blocks, gy), kThreads, 0, stream>>>(p, partials);
   const int cblocks = int((p.channels + 127) / 128);
   bn_finalize_backward<T><<<cblocks, 128, 0, stream>>>(p, partials, blocks, coefs);
   bn_apply_kernel<T, true><<<apply_blocks(per_channel * p.channels), kThreads, 0, stream>>>(p, coefs);

@@ -27,6 +27,7 @@ TILE_CASES = [
     (2, 4, 6, 6, 7, 3, 1, 3, 1, 1),       # padding 3 > k - 1
     (2, 64, 40, 4, 18, 3, 1, 1, 1, 1),    # thesis L4-like: 576-long reduction, 144 pixels
     (2, 8, 12, 9, 7, 3, 1, 2, 2, 4),      # groups 4, dilation 2
+    (2, 3, 4, 17, 17, 3, 1, 1, 1, 1),     # 289 outputs a row, 578 per weight: the backward's block loops run twice
 ]
 MODES = ["complex64-exact", "complex64-tf32", "complex128"]
 
@@ -107,18 +108,50 @@ def test_conv2d_tf32_input_grad_paths(E, launched):
 
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_conv2d_tf32_split_k_weight_grad(E, emu, launched, deterministic):
-    """dL/dW on tensor cores with the reduction over N * Ho * Wo = 1024 split over blocks (atomics)
-    or, deterministic, in one split; few SMs (2) or many (132) change the split count."""
-    case = (4, 4, 8, 16, 16, 3, 1, 1, 1, 1)
+    """dL/dW on tensor cores with the reduction over N * Ho * Wo = 765 split over blocks (atomics; the
+    last split partial): 2 splits on a 1-SM GPU, 3 on 132 SMs, 2 again where the grid's z limit is 2;
+    deterministic: one split."""
+    case = (3, 4, 8, 15, 17, 3, 1, 1, 1, 1)
     old = torch.are_deterministic_algorithms_enabled()
     try:
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
-        for sms in (2, 132):
-            emu.configure(sms=sms)
+        for sms, limit in ((1, 65535), (132, 65535), (132, 2)):
+            emu.configure(sms=sms, max_grid_yz=limit)
             _check(E, case, "complex64-tf32", "cardioid", launched)
     finally:
         torch.use_deterministic_algorithms(old)
         emu.configure()
+
+
+def test_conv2d_tf32_off_below_sm80(E, emu, launched):
+    """TF32 is on in torch, but the GPU has no TF32 tensor cores (sm_75): the exact kernels run."""
+    emu.configure(cc_major=7)
+    try:
+        x, w, b, ab, kw = _inputs((2, 3, 5, 6, 7, 3, 1, 1, 1, 1), torch.complex64, torch.device("cpu"), None,
+                                  requires_grad=False)
+        with conv_tf32(True):
+            y = emu_conv2d(E, x, w, b, None, None, **kw)
+    finally:
+        emu.configure()
+    assert_close(y, ref.complex_conv2d(x, w, b, **kw), **conv_tol(torch.complex64, 27))
+    assert launched() == ["conv2d_fwd_kernel"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_conv2d_masks_and_no_bias(E, launched, mode):
+    """Without a bias, and with only dL/dx asked for: no weight-gradient kernel runs, dL/dx is right."""
+    dtype = _dtype(mode)
+    x, w, _, _, kw = _inputs((2, 3, 5, 6, 7, 3, 1, 1, 1, 1), dtype, torch.device("cpu"), None)
+    with conv_tf32(mode == "complex64-tf32"):
+        y = emu_conv2d(E, x, w.detach(), None, None, "crelu", **kw)
+        g = torch.randn_like(y)
+        launched()
+        (gx,) = torch.autograd.grad(y, [x], g)
+        names = launched()
+    xr = x.detach().clone().requires_grad_()
+    (gr,) = torch.autograd.grad(ref.complex_conv2d(xr, w.detach(), None, activation="crelu", **kw), [xr], g)
+    assert_close(gx, gr, **conv_tol(dtype, 27, mode == "complex64-tf32"))
+    assert "conv2d_grad_w_kernel" not in names and "conv2d_grad_w_tf32_kernel" not in names, names
 
 
 def test_conv2d_schedules_agree(E, emu):
@@ -258,3 +291,13 @@ def test_conv2d_groups_beyond_the_grid_limit(E, emu, launched, mode):
     assert names.count(fwd) == (6 if mode == "complex64-tf32" else 3), names  # TF32: dL/dx is a forward too
     if mode == "complex64-tf32":
         assert names.count("conv2d_grad_w_tf32_kernel") == 3, names
+        # Two groups of two 32-channel tiles each, grid y limit 3: one group (2 tiles) per launch.
+        emu.configure(max_grid_yz=3)
+        try:
+            names = _check(E, (2, 4, 80, 5, 6, 3, 1, 1, 1, 2), mode, "modrelu", launched)
+            assert names.count("conv2d_grad_w_tf32_kernel") == 2, names
+            emu.configure(max_grid_yz=1)  # not even one group's tiles fit: a clear error, no launch
+            with pytest.raises(RuntimeError, match="invalid configuration"):
+                _check(E, (2, 4, 80, 5, 6, 3, 1, 1, 1, 2), mode, "modrelu", launched)
+        finally:
+            emu.configure()

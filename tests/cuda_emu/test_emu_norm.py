@@ -12,9 +12,9 @@ from tests.cuda_emu.helpers import guarded
 from tests.helpers import assert_close
 from tests.ops.test_norm import TOL, _data, _params, _running
 
-# [N, C], one spatial value, odd sizes, and 3 x 1 x 4100: 12300 values in a channel, 7 blocks of
-# the reduction (2048 values each).
-SHAPES = [(5, 3), (3, 2, 7), (2, 4, 5, 3), (3, 1, 4100)]
+# [N, C], one spatial value, odd sizes, 3 x 1 x 4100: 12300 values in a channel, 7 blocks of
+# the reduction (2048 values each), and 130 channels: two blocks of the per-channel finalize kernels.
+SHAPES = [(5, 3), (3, 2, 7), (2, 4, 5, 3), (3, 1, 4100), (2, 130, 3)]  # 130: two finalize blocks
 
 
 def _bn(E, x, training, w=None, b=None, running=None):
@@ -72,6 +72,31 @@ def test_empty_batch(E):
     x = torch.zeros(0, 3, 4, dtype=torch.complex64, requires_grad=True)
     y, mean, cov = E.complex_batch_norm(x, None, None, None, None, 1e-5)
     assert y.shape == x.shape and torch.equal(mean, torch.zeros(3, 2))
+    rm, rv = _running(3)
+    y, _, _ = E.complex_batch_norm(x, rm, rv, None, None, 1e-5)  # eval
+    assert y.shape == x.shape
+    w, b = _params(3)
+    gx, gw, gb = E.complex_batch_norm_backward(torch.zeros_like(x), x, rm, rv, w, True, 1e-5)
+    assert gx.shape == x.shape and torch.equal(gw, torch.zeros(3, 3)) and torch.equal(gb, torch.zeros(3, 2))
+
+
+def test_channels_beyond_the_grid_limit(E, emu):
+    """Channels run on grid y; beyond the device's limit (65535; here lowered to 2) the reduction
+    kernel loops over them, its trailing barrier included."""
+    x = _data((3, 5, 7), requires_grad=True)
+    w, b = _params(5, requires_grad=True)
+    emu.configure(max_grid_yz=2)
+    try:
+        y = E.complex_batch_norm(x, None, None, w, b, 1e-5)[0]
+        g = torch.randn_like(y)
+        grads = torch.autograd.grad(y, [x, w, b], g)
+    finally:
+        emu.configure()
+    xr, wr, br = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    y_ref = ref.complex_batch_norm(xr, None, None, wr, br, True, 0.1, 1e-5)
+    assert_close(y, y_ref, **TOL[torch.complex64])
+    for gi, gr in zip(grads, torch.autograd.grad(y_ref, [xr, wr, br], g)):
+        assert_close(gi, gr, **TOL[torch.complex64])
 
 
 

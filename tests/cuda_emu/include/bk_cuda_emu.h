@@ -1,15 +1,15 @@
 // A CPU emulator of the part of the CUDA runtime and device language that csrc/cuda/*.cu use,
 // so that the CUDA kernels and their torch glue run (and are tested) on a machine without a GPU.
 // It checks the kernels' logic: index maps, tiling and bounds, barriers, warp shuffles, WMMA
-// tiles, atomics, launch configurations. It says nothing about speed, nor about memory races
-// beyond what the two schedules (threads in order, then in reverse order between barriers) expose.
+// tiles, launch configurations. It says nothing about speed, nor about races that no order of
+// whole threads between barriers exposes (README.md, "CUDA kernels without a GPU").
 //
-// Model: a launch runs its blocks one after the other; the threads of a block are fibers
-// (ucontext) on one OS thread, each running until it finishes or waits at a barrier
-// (__syncthreads, or the warp-wide one inside a shuffle). `__shared__` variables become function
-// statics: one block runs at a time, so they are shared exactly by the threads of that block.
-// A WMMA fragment holds its whole tile in every lane (its layout across lanes is unspecified in
-// CUDA, so code that treats the elements uniformly, as ours must, cannot tell the difference).
+// Model: a launch runs its blocks one after the other; the threads of a block are fibers (a
+// hand-written context switch on x86-64, ucontext elsewhere) on one OS thread, each running until
+// it finishes or waits at a barrier (__syncthreads, or the warp-wide one inside a shuffle or a
+// WMMA call), in one of four schedules (runtime.cpp). `__shared__` variables become function
+// statics, poisoned at each block's start: one block runs at a time, so they are shared exactly by
+// the threads of that block. A WMMA fragment holds its whole tile in every lane (mma.h).
 // Used by tests/cuda_emu/build.py, which rewrites `kernel<<<grid, block, smem, stream>>>(args)`
 // into `::bk_emu::launch<&kernel>(::bk_emu::LaunchCfg(grid, block, smem, stream), args)`.
 #pragma once

@@ -3,6 +3,7 @@
 // it (schedule, device facts) and to see which kernels ran.
 #include <c10/core/CPUAllocator.h>
 #include <torch/extension.h>
+#include <sys/mman.h>
 #include <ucontext.h>
 
 #include <unordered_map>
@@ -65,7 +66,7 @@ dim3 g_block_dim, g_grid_dim;
 
 namespace {
 
-constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kStackBytes = 256 * 1024, kGuardBytes = 4096;
 
 struct Fiber {
   ucontext_t ctx;   // without the asm switch
@@ -86,8 +87,6 @@ struct Config {
 
 struct State {
   Config cfg;
-  cudaError_t last_error = cudaSuccess;
-  std::string last_message;
   std::vector<std::string> launches;
   std::mutex mutex;  // one launch at a time (autograd may call from another thread)
 };
@@ -97,10 +96,29 @@ State& state() {
   return s;
 }
 
+// Per host thread, as CUDA keeps them.
+thread_local cudaError_t t_last_error = cudaSuccess;
+thread_local std::string t_last_message;
+
+// A fiber stack with an inaccessible page below it: an overflow faults instead of overwriting the heap.
+struct Stack {
+  char* base = nullptr;  // the guard page; the stack is the kStackBytes above it
+  Stack() {
+    void* p = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    base = static_cast<char*>(p);
+    mprotect(base, kGuardBytes, PROT_NONE);
+  }
+  ~Stack() { munmap(base, kStackBytes + kGuardBytes); }
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  char* bottom() const { return base + kGuardBytes; }
+};
+
 // The block being run.
 struct Block {
   std::vector<Fiber> fibers;
-  std::vector<std::unique_ptr<char[]>> stacks;
+  std::vector<std::unique_ptr<Stack>> stacks;
   int nthreads = 0, current = 0;
   int block_arrived = 0;
   uint64_t block_gen = 0;
@@ -262,8 +280,8 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
   const unsigned yz = static_cast<unsigned>(s.cfg.max_grid_yz);
   if (threads == 0 || threads > 1024 || bd.z > 64 || g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u ||
       g.y > yz || g.z > yz || cfg.smem > 48 * 1024) {
-    s.last_error = cudaErrorInvalidConfiguration;
-    s.last_message = "invalid configuration argument: " + name + " grid (" + std::to_string(g.x) + ", " +
+    t_last_error = cudaErrorInvalidConfiguration;
+    t_last_message = "invalid configuration argument: " + name + " grid (" + std::to_string(g.x) + ", " +
                      std::to_string(g.y) + ", " + std::to_string(g.z) + ") block (" + std::to_string(bd.x) + ", " +
                      std::to_string(bd.y) + ", " + std::to_string(bd.z) + ")";
     return;
@@ -272,7 +290,7 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
   b.nthreads = static_cast<int>(threads);
   b.fibers.resize(b.nthreads);
   b.stacks.resize(b.nthreads);
-  for (auto& st : b.stacks) st.reset(new char[kStackBytes]);
+  for (auto& st : b.stacks) st.reset(new Stack);
   const int nwarps = (b.nthreads + 31) / 32;
   b.warp_arrived.assign(nwarps, 0);
   b.warp_gen.assign(nwarps, 0);
@@ -299,7 +317,7 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
             Fiber& f = b.fibers[i];
             f = Fiber{};
             f.tid = {unsigned(i) % bd.x, unsigned(i) / bd.x % bd.y, unsigned(i) / (bd.x * bd.y)};
-            start_fiber(f, b.stacks[i].get(), b);
+            start_fiber(f, b.stacks[i]->bottom(), b);
           }
           // Resumes thread i if it can run; false if it is done or waits at a barrier not yet released.
           auto resume = [&](int i) {
@@ -344,8 +362,8 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
           }
         }
   } catch (const std::exception& e) {
-    s.last_error = cudaErrorLaunchFailure;
-    s.last_message = "unspecified launch failure in " + name + ": " + e.what();
+    t_last_error = cudaErrorLaunchFailure;
+    t_last_message = "unspecified launch failure in " + name + ": " + e.what();
   }
   g_block = nullptr;
 }
@@ -353,15 +371,14 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
 }  // namespace bk_emu
 
 cudaError_t cudaGetLastError() {
-  auto& s = bk_emu::state();
-  const cudaError_t e = s.last_error;
-  s.last_error = cudaSuccess;
+  const cudaError_t e = bk_emu::t_last_error;
+  bk_emu::t_last_error = cudaSuccess;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return bk_emu::state().last_error; }
+cudaError_t cudaPeekAtLastError() { return bk_emu::t_last_error; }
 const char* cudaGetErrorString(cudaError_t err) {
   if (err == cudaSuccess) return "no error";
-  auto& m = bk_emu::state().last_message;
+  const std::string& m = bk_emu::t_last_message;
   return m.empty() ? "emulated CUDA error" : m.c_str();
 }
 cudaError_t cudaGetDevice(int* dev) {
@@ -460,6 +477,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "schedule: 0 threads in order, 1 reversed, 2 shuffled anew at every pass (seeded), 3 warp-greedy (the "
       "last warp first, each run as far as it can); the emulated GPU's SM count, "
       "compute capability (major) and grid y / z limit");
-  m.def("launches", [] { return bk_emu::state().launches; }, "the kernels launched so far, in order");
-  m.def("clear_launches", [] { bk_emu::state().launches.clear(); });
+  m.def(
+      "launches",
+      [] {
+        auto& s = bk_emu::state();
+        const std::lock_guard<std::mutex> lock(s.mutex);
+        return s.launches;
+      },
+      "the kernels launched so far, in order");
+  m.def("clear_launches", [] {
+    auto& s = bk_emu::state();
+    const std::lock_guard<std::mutex> lock(s.mutex);
+    s.launches.clear();
+  });
 }

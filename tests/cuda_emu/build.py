@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CSRC = os.path.join(ROOT, "csrc")
@@ -139,6 +140,10 @@ def load(verbose: bool = False):
     """Builds (once per process; ninja skips unchanged files) and imports the emulated extension."""
     from torch.utils.cpp_extension import load as load_ext
 
+    # ninja as the package's build gets it: from the virtual environment (make setup installs it).
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     build_dir = os.environ.get("BEAMKERNELS_CUDA_EMU_BUILD", os.path.join(ROOT, "build", "cuda_emu"))
     sources = generate(build_dir)
     ext_dir = os.path.join(build_dir, "ext")

@@ -518,15 +518,14 @@ cudaError_t conv2d_forward(const ConvParams<T>& p, cudaStream_t stream) {
   for (int g0 = 0; g0 < p.groups; g0 += limit) {  // groups on grid z, at most `limit` per launch
     const dim3 grid(static_cast<unsigned>((m_total + tile_p - 1) / tile_p), static_cast<unsigned>((og + tile_o - 1) / tile_o),
                     static_cast<unsigned>(p.groups - g0 < limit ? p.groups - g0 : limit));
+    bool on_tensor_cores = false;
     if constexpr (std::is_same<T, float>::value) {
       if (tf32) {
         BK_LAUNCH_BY_ACT_FLOAT(p.act, conv2d_fwd_tf32_kernel, grid, kTcThreads, stream, p, g0)
-      } else {
-        BK_LAUNCH_BY_ACT(p.act, conv2d_fwd_kernel, grid, kThreads, stream, p, g0)
+        on_tensor_cores = true;
       }
-    } else {
-      BK_LAUNCH_BY_ACT(p.act, conv2d_fwd_kernel, grid, kThreads, stream, p, g0)
     }
+    if (!on_tensor_cores) BK_LAUNCH_BY_ACT(p.act, conv2d_fwd_kernel, grid, kThreads, stream, p, g0)
     if ((err = cudaGetLastError()) != cudaSuccess) return err;
   }
   return cudaSuccess;

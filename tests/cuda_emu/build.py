@@ -1,13 +1,14 @@
 """Builds beamkernels' CUDA kernels and CUDA glue for the CPU emulator (include/bk_cuda_emu.h).
 
-The sources are taken as they are from csrc/ and rewritten in a build folder in four ways only:
+The sources are taken as they are from csrc/ and rewritten in a build folder in five ways only:
   * `kernel<<<grid, block, smem, stream>>>(args)` becomes
     `::bk_emu::launch<&kernel>(::bk_emu::LaunchCfg(grid, block, smem, stream), args)`;
   * the glue registers its kernels under the dispatch key CPU of a separate op namespace,
     `beamkernels_cuda_emu` (TORCH_LIBRARY_IMPL(beamkernels, CUDA, m) -> (beamkernels_cuda_emu, CPU, m)),
     so they run on CPU tensors beside the real CPU backend;
   * that namespace gets the schemas of csrc/ops.cpp (its TORCH_LIBRARY block, renamed);
-  * each `__shared__` array declaration is followed by `::bk_emu::poison_shared(name, sizeof(name));`.
+  * each `__shared__` array declaration is followed by `::bk_emu::poison_shared(name, sizeof(name));`;
+  * each kernel's `__launch_bounds__` is registered under its name, for the launch check.
 Everything else (the kernels, the params structs, the glue's checks and launches) is the code that
 a GPU build compiles. `load()` returns the extension module; the ops are
 torch.ops.beamkernels_cuda_emu.*.
@@ -37,6 +38,23 @@ def _matching(src: str, i: int, open_: str, close: str) -> int:
             if depth == 0:
                 return j
     raise ValueError(f"unbalanced {open_!r} at offset {i}")
+
+
+_BOUNDS = re.compile(r"__launch_bounds__\(\s*([^,)]+?)\s*(?:,[^)]*)?\)\s*(\w+)\s*\(")
+
+
+def register_launch_bounds(src: str) -> str:
+    """Before each kernel declared with `__launch_bounds__(max_threads, ...)` (and its template header),
+    a registration of max_threads under the kernel's name, which the emulator enforces at launch as a
+    GPU does."""
+    lines = src.split("\n")
+    for m in reversed(list(_BOUNDS.finditer(src))):
+        row = src.count("\n", 0, m.start())
+        while row > 0 and lines[row - 1].lstrip().startswith("template"):
+            row -= 1
+        lines.insert(row, f"[[maybe_unused]] static const bool bk_emu_bound_{m.group(2)} = "
+                          f"::bk_emu::register_launch_bounds(\"{m.group(2)}\", {m.group(1)});")
+    return "\n".join(lines)
 
 
 def rewrite_launches(src: str) -> str:
@@ -123,14 +141,14 @@ def generate(build_dir: str) -> list[str]:
             text = open(os.path.join(dirpath, name)).read()
             rel = os.path.relpath(os.path.join(dirpath, name), CSRC)
             if name.endswith(".cu"):
-                text, rel = poison_shared(rewrite_launches(text)), rel[:-3] + "_emu.cpp"
+                text, rel = register_launch_bounds(poison_shared(rewrite_launches(text))), rel[:-3] + "_emu.cpp"
             _write(os.path.join(gen, rel), rewrite_registration(text))
             if rel.startswith("cuda" + os.sep) and rel.endswith(".cpp"):  # kernels and glue
                 sources.append(os.path.join(gen, rel))
     _write(os.path.join(gen, "schemas_emu.cpp"), schema_source())
     sources.sort()
     _write(os.path.join(gen, "selftest_emu.cpp"),
-           poison_shared(rewrite_launches(open(os.path.join(HERE, "selftest.cu")).read())))
+           register_launch_bounds(poison_shared(rewrite_launches(open(os.path.join(HERE, "selftest.cu")).read()))))
     return sources + [os.path.join(gen, "schemas_emu.cpp"), os.path.join(gen, "selftest_emu.cpp"),
                       os.path.join(HERE, "runtime.cpp")]
 

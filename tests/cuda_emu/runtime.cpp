@@ -204,6 +204,16 @@ std::string where() {
 
 }  // namespace
 
+std::unordered_map<std::string, unsigned>& launch_bounds() {
+  static std::unordered_map<std::string, unsigned> m;
+  return m;
+}
+
+bool register_launch_bounds(const char* kernel, unsigned max_threads) {
+  launch_bounds()[kernel] = max_threads;
+  return true;
+}
+
 void sync_block() {
   Block& b = *g_block;
   Fiber& f = b.fibers[b.current];
@@ -278,6 +288,15 @@ void run_grid(const char* pretty, const LaunchCfg& cfg, const std::function<void
   const uint64_t threads = uint64_t(bd.x) * bd.y * bd.z;
   // The limits of every GPU since sm_30 (a bad configuration fails the launch, it does not run).
   const unsigned yz = static_cast<unsigned>(s.cfg.max_grid_yz);
+  std::string base = name.substr(0, name.find('<'));
+  base = base.substr(base.rfind(':') + 1);  // the kernel's own name (npos + 1 = 0: no namespace)
+  const auto bound = launch_bounds().find(base);
+  if (bound != launch_bounds().end() && threads > bound->second) {  // more threads than compiled for
+    t_last_error = cudaErrorLaunchOutOfResources;
+    t_last_message = "too many resources requested for launch: " + name + " has __launch_bounds__(" +
+                     std::to_string(bound->second) + "), launched with " + std::to_string(threads) + " threads";
+    return;
+  }
   if (threads == 0 || threads > 1024 || bd.z > 64 || g.x == 0 || g.y == 0 || g.z == 0 || g.x > 2147483647u ||
       g.y > yz || g.z > yz || cfg.smem > 48 * 1024) {
     t_last_error = cudaErrorInvalidConfiguration;
@@ -405,6 +424,7 @@ cudaError_t warp_sums(float* out, int blocks, int threads);
 cudaError_t wmma_tile(float* c, const float* a, const float* b, bool convert);
 cudaError_t launch_with(float* out, unsigned grid_y, unsigned threads);
 cudaError_t misaligned_wmma(float* c, const float* a);
+cudaError_t bounded(float* out, unsigned threads);
 cudaError_t trap(float* out);
 }  // namespace bk_emu_selftest
 
@@ -425,6 +445,7 @@ std::tuple<at::Tensor, std::string> selftest(const std::string& name, const at::
   else if (name == "launch_with") err = st::launch_with(o, static_cast<unsigned>(i0), static_cast<unsigned>(i1));
   else if (name == "trap") err = st::trap(o);
   else if (name == "misaligned_wmma") err = st::misaligned_wmma(o, a.data_ptr<float>());
+  else if (name == "bounded") err = st::bounded(o, static_cast<unsigned>(i0));
   else TORCH_CHECK(false, "selftest: unknown test ", name);
   return {out, err == cudaSuccess ? std::string() : std::string(cudaGetErrorString(err))};
 }

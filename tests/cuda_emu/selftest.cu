@@ -60,6 +60,8 @@ __global__ void misaligned_wmma_kernel(float* c, const float* a) {
   c[threadIdx.x] = fa.x[0];
 }
 
+__global__ void __launch_bounds__(64) bounded_kernel(float* out) { out[threadIdx.x] = 1.f; }
+
 __global__ void trap_kernel(float* out) {
   if (threadIdx.x == 3) __trap();
   out[threadIdx.x] = 1.f;
@@ -96,6 +98,11 @@ cudaError_t launch_with(float* out, unsigned grid_y, unsigned threads) {
 
 cudaError_t misaligned_wmma(float* c, const float* a) {
   misaligned_wmma_kernel<<<1, 32>>>(c, a);
+  return cudaGetLastError();
+}
+
+cudaError_t bounded(float* out, unsigned threads) {
+  bounded_kernel<<<1, threads>>>(out);
   return cudaGetLastError();
 }
 

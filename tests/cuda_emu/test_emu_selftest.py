@@ -57,6 +57,13 @@ def test_bad_launch_configuration(emu, grid_y, threads):
     assert err.startswith("invalid configuration argument")
 
 
+def test_launch_bounds_are_enforced(emu):
+    out, err = emu.selftest("bounded", EMPTY, EMPTY, 64, 0)
+    assert err == "" and torch.equal(out[:64], torch.ones(64))
+    _, err = emu.selftest("bounded", EMPTY, EMPTY, 128, 0)
+    assert err.startswith("too many resources requested for launch") and "__launch_bounds__(64)" in err
+
+
 def test_trap_is_a_launch_failure(emu):
     _, err = emu.selftest("trap", EMPTY, EMPTY, 0, 0)
     assert "unspecified launch failure" in err and "__trap() reached" in err and "thread (3, 0, 0)" in err
@@ -69,6 +76,10 @@ def test_launch_rewrite():
     assert out == ("::bk_emu::launch<&K<Activation::kNone, T>>(::bk_emu::LaunchCfg(GRID, BLOCK, 0, STREAM), P); break;\n"
                    "::bk_emu::launch<&k2<float>>(::bk_emu::LaunchCfg(static_cast<unsigned>(b < 5 ? b : 5), 256, 0, s), "
                    "p, f(a, b));")
+    bounded = build.register_launch_bounds("namespace {\ntemplate <int A>\n__global__ void __launch_bounds__(kN, 2) kern(int p) {}")
+    assert bounded == ("namespace {\n[[maybe_unused]] static const bool bk_emu_bound_kern = "
+                       "::bk_emu::register_launch_bounds(\"kern\", kN);\ntemplate <int A>\n"
+                       "__global__ void __launch_bounds__(kN, 2) kern(int p) {}")
 
 
 def test_misaligned_wmma_tile_is_a_launch_failure(emu):

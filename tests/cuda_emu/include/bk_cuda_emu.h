@@ -50,6 +50,7 @@ typedef enum cudaError {
   cudaSuccess = 0,
   cudaErrorInvalidValue = 1,
   cudaErrorInvalidConfiguration = 9,
+  cudaErrorLaunchOutOfResources = 701,
   cudaErrorLaunchFailure = 719,
 } cudaError_t;
 enum cudaDeviceAttr {
@@ -71,6 +72,10 @@ struct LaunchCfg {
   size_t smem;
   LaunchCfg(dim3 g, dim3 b, size_t s = 0, cudaStream_t = nullptr) : grid(g), block(b), smem(s) {}
 };
+
+// The most threads a kernel's blocks may have (its __launch_bounds__), by the kernel's name
+// (registered by build.py's rewrite; a launch with more fails, as on a GPU).
+bool register_launch_bounds(const char* kernel, unsigned max_threads);
 
 // Runs body once per thread of every block (see the model above); records errors for
 // cudaGetLastError. name: the kernel, for messages and for launches().

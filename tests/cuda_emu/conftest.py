@@ -2,6 +2,7 @@
 as torch.ops.beamkernels_cuda_emu.* with the package's own fake kernels and autograd. Built once
 per session (about a minute on 2 cores; ninja reuses it while nothing changed)."""
 
+import gc
 import shutil
 
 import pytest
@@ -29,16 +30,21 @@ def emu():
 @pytest.fixture(autouse=True)
 def _poisoned_memory(request):
     """While an emulator test runs, every new CPU tensor starts as NaN bytes (outputs or buffers a
-    kernel forgets to write show up), and __shared__ arrays start as NaN in every block."""
+    kernel forgets to write show up) and ends in a guard zone that must be intact when it is freed
+    (writes past its end fail the test); __shared__ arrays start as NaN in every block."""
     if "emu" not in request.fixturenames and "E" not in request.fixturenames:
         yield
         return
     module = request.getfixturevalue("emu")
+    module.take_guard_violations()
     module.poison_allocations(True)
     try:
         yield
     finally:
         module.poison_allocations(False)
+    gc.collect()  # free what the test allocated, so that its guard zones are checked
+    violations = module.take_guard_violations()
+    assert not violations, f"writes past the end of tensors: {violations[:5]}"
 
 
 @pytest.fixture

@@ -454,14 +454,51 @@ std::tuple<at::Tensor, std::string> selftest(const std::string& name, const at::
 namespace {
 // Fills every new CPU allocation with 0xff bytes (NaN in float / double): an output element or an
 // intermediate buffer that a kernel forgets to write shows up as NaN instead of a plausible zero.
+// Each allocation also gets a guard zone after its end, checked when it is freed: a write past the
+// end of an output is counted (guard_violations()).
+constexpr size_t kAllocGuard = 512;
+constexpr unsigned char kGuardByte = 0xa5;
+
+struct Allocation {
+  size_t bytes;
+  c10::DeleterFnPtr base_free;
+};
+std::mutex g_alloc_mutex;
+std::unordered_map<void*, Allocation> g_allocations;
+std::vector<std::string> g_guard_violations;
+
+void poison_free(void* p) {
+  Allocation a;
+  {
+    const std::lock_guard<std::mutex> lock(g_alloc_mutex);
+    auto it = g_allocations.find(p);
+    if (it == g_allocations.end()) return;  // not ours (cannot happen: our DataPtrs only)
+    a = it->second;
+    g_allocations.erase(it);
+    const unsigned char* guard = static_cast<unsigned char*>(p) + a.bytes;
+    for (size_t i = 0; i < kAllocGuard; ++i)
+      if (guard[i] != kGuardByte) {
+        g_guard_violations.push_back("a write " + std::to_string(i) + " bytes past the end of a " +
+                                     std::to_string(a.bytes) + "-byte tensor");
+        break;
+      }
+  }
+  a.base_free(p);
+}
+
 struct PoisonAllocator final : c10::Allocator {
   c10::Allocator* base = nullptr;
   c10::DataPtr allocate(size_t n) override {
-    c10::DataPtr p = base->allocate(n);
-    if (n) std::memset(p.get(), 0xff, n);
-    return p;
+    void* p = base->raw_allocate(n + kAllocGuard);
+    std::memset(p, 0xff, n);
+    std::memset(static_cast<char*>(p) + n, kGuardByte, kAllocGuard);
+    {
+      const std::lock_guard<std::mutex> lock(g_alloc_mutex);
+      g_allocations[p] = {n, base->raw_deleter()};
+    }
+    return c10::DataPtr(p, p, &poison_free, c10::Device(c10::DeviceType::CPU));
   }
-  c10::DeleterFnPtr raw_deleter() const override { return base->raw_deleter(); }
+  c10::DeleterFnPtr raw_deleter() const override { return &poison_free; }
   void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
 };
 PoisonAllocator g_poison;
@@ -476,11 +513,24 @@ void poison_allocations(bool on) {
     c10::SetCPUAllocator(g_poison.base, ++priority);
   }
 }
+
+std::vector<std::string> take_guard_violations() {
+  const std::lock_guard<std::mutex> lock(g_alloc_mutex);
+  std::vector<std::string> v;
+  v.swap(g_guard_violations);
+  return v;
+}
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("poison_allocations", &poison_allocations,
-        "on: every new CPU tensor's memory starts as 0xff bytes (NaN), so unwritten outputs show up");
+        "on: every new CPU tensor's memory starts as 0xff bytes (NaN), so unwritten outputs show up, and "
+        "ends in a guard zone checked when it is freed");
+  m.def("take_guard_violations", &take_guard_violations,
+        "writes past the end of tensors allocated while poisoning was on, found when they were freed");
+  m.def("write_past_end", [](at::Tensor t, int64_t bytes) {
+    std::memset(static_cast<char*>(t.data_ptr()) + t.nbytes(), 0, static_cast<size_t>(bytes));
+  }, "self-test: write zeros just past the end of t's memory");
   m.def("selftest", &selftest, "run one of tests/cuda_emu/selftest.cu's kernels: (output, error message or '')");
   m.doc() = "beamkernels' CUDA kernels and glue, run by a CPU emulator (tests/cuda_emu)";
   m.def(

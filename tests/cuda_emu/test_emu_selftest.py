@@ -86,3 +86,17 @@ def test_misaligned_wmma_tile_is_a_launch_failure(emu):
     """WMMA loads and stores need a 32-byte aligned pointer and ldm a multiple of 4 floats."""
     _, err = emu.selftest("misaligned_wmma", torch.randn(128), EMPTY, 0, 0)
     assert "wmma::load_matrix_sync: the pointer must be 32-byte aligned" in err and "4 bytes off" in err
+
+
+def test_write_past_the_end_is_found(emu):
+    """The allocation guard (conftest._poisoned_memory) sees a write just past a tensor's end."""
+    emu.take_guard_violations()
+    emu.poison_allocations(True)
+    try:
+        t = torch.empty(10)
+        emu.write_past_end(t, 4)
+        del t
+    finally:
+        emu.poison_allocations(False)
+    v = emu.take_guard_violations()
+    assert v == ["a write 0 bytes past the end of a 40-byte tensor"]

@@ -504,14 +504,17 @@ struct PoisonAllocator final : c10::Allocator {
 PoisonAllocator g_poison;
 
 void poison_allocations(bool on) {
-  static uint8_t priority = 100;  // SetCPUAllocator takes an allocator of at least the last priority
+  // SetCPUAllocator ignores an allocator of lower priority than the current one: the top priority
+  // both ways, so that switching works any number of times.
+  constexpr uint8_t kPriority = 255;
   if (on) {
     if (c10::GetCPUAllocator() == &g_poison) return;
     g_poison.base = c10::GetCPUAllocator();
-    c10::SetCPUAllocator(&g_poison, ++priority);
+    c10::SetCPUAllocator(&g_poison, kPriority);
   } else if (c10::GetCPUAllocator() == &g_poison) {
-    c10::SetCPUAllocator(g_poison.base, ++priority);
+    c10::SetCPUAllocator(g_poison.base, kPriority);
   }
+  TORCH_CHECK((c10::GetCPUAllocator() == &g_poison) == on, "poison_allocations: torch kept another CPU allocator");
 }
 
 std::vector<std::string> take_guard_violations() {

@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "cuda/conv_cuda.h"
+#include "cuda/grid_limits.h"
 
 namespace beamkernels {
 namespace cuda {
@@ -470,16 +471,8 @@ __global__ void conv2d_grad_w_kernel(ConvParams<T> p) {
   }
 }
 
-// Grid limits: y and z of the device (65535 on every GPU so far; groups beyond them take several
-// launches, each with its first group as group0), and the blocks of a grid-stride x dimension.
-cudaError_t grid_yz_limit(int* limit) {
-  int dev = 0, y = 0, z = 0;
-  cudaError_t err = cudaGetDevice(&dev);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&y, cudaDevAttrMaxGridDimY, dev);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&z, cudaDevAttrMaxGridDimZ, dev);
-  *limit = y < z ? y : z;
-  return err;
-}
+// Groups beyond the device's grid y / z limit (grid_yz_limit) take several launches, each with its
+// first group as group0; grid-stride x dimensions take at most kMaxStrideBlocks blocks.
 constexpr index_t kMaxStrideBlocks = index_t(1) << 20;
 inline unsigned stride_blocks(index_t n) { return static_cast<unsigned>(n < kMaxStrideBlocks ? n : kMaxStrideBlocks); }
 

@@ -7,6 +7,7 @@
 // Backward: bn_reduce_kernel<6> (sum g, sum g (x - m)^T) -> bn_finalize_backward -> apply.
 // Deterministic: fixed partial layout, merged in a fixed order. UNMEASURED: no GPU was
 // available when this was written; it is compile-checked only (plain nvcc, sm_90).
+#include "cuda/grid_limits.h"
 #include "cuda/norm_cuda.h"
 
 namespace beamkernels {
@@ -174,9 +175,8 @@ __global__ void __launch_bounds__(kThreads) bn_apply_kernel(BatchNormParams<T> p
 // Channels on grid y, at most the device's limit (65535 on every GPU so far); the reduction loops
 // over the channels beyond it.
 cudaError_t grid_y(index_t channels, unsigned* out) {
-  int dev = 0, limit = 0;
-  cudaError_t err = cudaGetDevice(&dev);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&limit, cudaDevAttrMaxGridDimY, dev);
+  int limit = 0;
+  const cudaError_t err = grid_yz_limit(&limit);
   *out = unsigned(channels < limit ? channels : limit);
   return err;
 }

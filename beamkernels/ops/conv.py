@@ -198,15 +198,26 @@ if _triton.ENABLED:
         o, cg, kh, kw = weight.shape
         ho = _out_size(h, kh, stride[0], padding[0], dilation[0])
         wo = _out_size(w, kw, stride[1], padding[1], dilation[1])
-        return dict(C=c, H=h, W=w, O=o, HO=ho, WO=wo, KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0],
-                    PW=padding[1], DH=dilation[0], DW=dilation[1], CG=cg, OG=o // groups)
+        g = dict(C=c, H=h, W=w, O=o, HO=ho, WO=wo, KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0],
+                 PW=padding[1], DH=dilation[0], DW=dilation[1], CG=cg, OG=o // groups, G=groups)
+        # The kernels index within one sample (and the weight) with 32 bits: see kernels/triton/conv.py.
+        for what, count in (("one sample of x (padded)", c * (h + 2 * padding[0]) * (w + 2 * padding[1])),
+                            ("one sample of the output", o * ho * wo), ("the weight", weight.numel())):
+            if count >= 2**31:
+                raise ValueError(f"beamkernels.complex_conv2d (triton backend): {what} has {count} elements; the "
+                                 "Triton kernels index within one sample with 32 bits (< 2^31 elements). "
+                                 "Use beamkernels.use_backend('cuda') for this layer.")
+        return g
+
+    def _grid(*tiles: int) -> tuple[int]:
+        return _triton.flat_grid("complex_conv2d", *tiles)
 
     @triton_op("beamkernels::triton_complex_conv2d", mutates_args=())
     def triton_complex_conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: list[int],
                               padding: list[int], dilation: list[int], groups: int, activation: int,
                               activation_bias: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        g = _geometry(x, weight, stride, padding, dilation, groups)  # size checks before any copy
         x, weight = x.contiguous(), weight.contiguous()
-        g = _geometry(x, weight, stride, padding, dilation, groups)
         n = x.shape[0]
         y = x.new_empty((n, g["O"], g["HO"], g["WO"]))
         z = torch.empty_like(y) if activation != 0 else x.new_empty((0,))  # saved pre-activation
@@ -218,12 +229,14 @@ if _triton.ENABLED:
         ab = activation_bias.contiguous() if activation_bias is not None else xr
         zr = torch.view_as_real(z) if activation != 0 else yr
 
-        def grid(meta):
-            return (_triton.cdiv(m, meta["BM"]), _triton.cdiv(g["OG"], meta["BN"]), groups)
+        prec = _precision(x)
 
-        wrap_triton(tkc.conv2d_fwd_kernel)[grid](
+        def grid(meta):
+            return _grid(_triton.cdiv(m, meta["BM"]), _triton.cdiv(g["OG"], meta["BN"]), groups)
+
+        wrap_triton(tkc.conv2d_fwd_kernels[prec])[grid](
             xr, torch.view_as_real(weight), br, ab, yr, zr, M=m, K=k, HAS_BIAS=bias is not None, ACT=activation,
-            SAVE_Z=activation != 0, PREC=_precision(x), **g)
+            SAVE_Z=activation != 0, PREC=prec, **g)
         return y, z
 
     @triton_op("beamkernels::triton_complex_conv2d_backward", mutates_args=())
@@ -265,8 +278,8 @@ if _triton.ENABLED:
             k = g["OG"] * g["KH"] * g["KW"]
             if gzr is not None and m > 0:
                 def grid_x(meta):
-                    return (_triton.cdiv(m, meta["BM"]), _triton.cdiv(g["CG"], meta["BN"]), groups)
-                wrap_triton(tkc.conv2d_bwd_input_kernel)[grid_x](
+                    return _grid(_triton.cdiv(m, meta["BM"]), _triton.cdiv(g["CG"], meta["BN"]), groups)
+                wrap_triton(tkc.conv2d_bwd_input_kernels[prec])[grid_x](
                     gzr, torch.view_as_real(weight), torch.view_as_real(gx), M=m, K=k, PREC=prec, **g)
         if output_mask[1]:
             k = g["CG"] * g["KH"] * g["KW"]
@@ -277,8 +290,8 @@ if _triton.ENABLED:
                 gw = torch.empty_like(weight)
 
                 def grid_w(meta):
-                    return (_triton.cdiv(g["OG"], meta["BM"]), _triton.cdiv(k, meta["BN"]), groups)
-                wrap_triton(tkc.conv2d_bwd_weight_kernel)[grid_w](
+                    return _grid(_triton.cdiv(g["OG"], meta["BM"]), _triton.cdiv(k, meta["BN"]), groups)
+                wrap_triton(tkc.conv2d_bwd_weight_kernels[prec])[grid_w](
                     gzr, torch.view_as_real(x), torch.view_as_real(gw), K=k, R=r, PREC=prec, **g)
         return gx, gw, gb, gab
 

@@ -607,6 +607,35 @@ def test_conv_transpose2d_torch_compile_fullgraph(backend, device):
         assert_close(gi, gr, rtol=1e-3, atol=1e-3)
 
 
+def test_conv2d_many_tiles_and_groups(backend, device):
+    """Groups x several row tiles x several channel tiles in every kernel (the Triton kernels flatten
+    all three onto grid axis 0 and unflatten them; 16-wide tiles in the interpreter): 3 groups of
+    20 -> 20 channels (two column tiles) over 2 x 5 x 7 = 70 output pixels (five row tiles)."""
+    case = (2, 60, 60, 5, 7, 3, 1, 1, 1, 3)
+    for activation in (None, "modrelu"):
+        x, w, b, ab, kw = _inputs(case, torch.complex64, device, activation)
+        ry, rw = _reductions(case)
+        _compare(backend, lambda *t, **k: _conv2d(*t, activation=activation, **k),
+                 lambda *t, **k: _ref2d(*t, activation=activation, **k), [x, w, b, ab], kw, torch.complex64, ry, rw,
+                 _tf32(backend, device))
+
+
+def test_triton_conv_size_limits():
+    """The Triton conv indexes within one sample with 32 bits and puts every tile on grid axis 0:
+    beyond either it says so (checked before any copy of the input) instead of overflowing."""
+    from beamkernels.ops import _triton
+    if not _triton.ENABLED:
+        pytest.skip("triton not installed")
+    assert _triton.flat_grid("complex_conv2d", 3, 2, 70000) == (420000,)
+    with pytest.raises(ValueError, match=r"65536 x 65536 = 4294967296 tiles exceed CUDA's grid"):
+        _triton.flat_grid("complex_conv2d", 65536, 65536)
+    # One sample of 2^16 x 2^8 x 2^8 = 2^32 elements, as a broadcast view (no memory behind it).
+    x = torch.zeros(1, 1, 1, 1, dtype=torch.complex64).expand(1, 2**16, 2**8, 2**8)
+    w = torch.zeros(1, 2**16, 1, 1, dtype=torch.complex64)
+    with pytest.raises(ValueError, match=r"one sample of x \(padded\) has 4294967296 elements.*32 bits"):
+        torch.ops.beamkernels.triton_complex_conv2d(x, w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+
+
 # ---- bad input ----
 def test_bad_input(backend, device):
     x = crandn(2, 4, 6, 7, device=device)

@@ -26,6 +26,9 @@ constexpr int kTileO = 16;   // output channels per block
 constexpr int kTileK = 16;   // reduction chunk
 constexpr int kThreads = 256;
 constexpr int kPixPerThread = kTileP * kTileO / kThreads;  // 4
+// Bound on the reduction length (C_in / groups * kh * kw) and on padded image sizes in the forward
+// kernels, which keep k, k0 + tile and image rows / columns in int.
+constexpr index_t kMax32 = index_t(1) << 30;
 
 template <typename T>
 struct C2 {
@@ -49,20 +52,34 @@ __global__ void conv2d_fwd_kernel(ConvParams<T> p, int group0) {
 #pragma unroll
   for (int i = 0; i < kPixPerThread; ++i) acc_r[i] = acc_i[i] = T(0);
 
-  for (index_t k0 = 0; k0 < k_total; k0 += kTileK) {
-    // Stage x: kTileK x kTileP complex values (4 per thread).
-    for (int e = tid; e < kTileK * kTileP; e += kThreads) {
-      const int kk = e / kTileP, pp = e % kTileP;
-      const index_t k = k0 + kk, m = m0 + pp;
+  // This thread's pixel in the x staging: pp = tid % kTileP in every step, so the 64-bit div / mod
+  // of the pixel index is done once here; the reduction index k (< 2^30, checked by the glue) is
+  // split with 32-bit div / mod (a 64-bit division is a ~70-instruction subroutine call).
+  static_assert(kThreads % kTileP == 0, "each thread keeps one pixel");
+  const int pp = tid % kTileP;
+  const index_t m_x = m0 + pp;
+  const bool m_ok = m_x < m_total;
+  const index_t inner_ = p.ho * p.wo;
+  const index_t n_ = m_ok ? m_x / inner_ : 0, q_ = m_ok ? m_x % inner_ : 0;
+  // Image rows / columns fit in int (H, W + padding < 2^30: the glue checks).
+  const int h_base = static_cast<int>((q_ / p.wo) * p.stride_h - p.pad_h);
+  const int w_base = static_cast<int>((q_ % p.wo) * p.stride_w - p.pad_w);
+  const int img_h = static_cast<int>(p.h), img_w = static_cast<int>(p.w);
+  const T* x_n = p.x + 2 * n_ * p.cin * p.h * p.w;
+  const int kw = static_cast<int>(p.kw), kh = static_cast<int>(p.kh), k_end = static_cast<int>(k_total);
+
+  for (int k0 = 0; k0 < k_end; k0 += kTileK) {
+    // Stage x: kTileK x kTileP complex values (4 per thread, all at pixel pp).
+    for (int kk = tid / kTileP; kk < kTileK; kk += kThreads / kTileP) {
+      const int k = k0 + kk;
       C2<T> v{T(0), T(0)};
-      if (k < k_total && m < m_total) {
-        const index_t kw_ = k % p.kw, t = k / p.kw, kh_ = t % p.kh, c = grp * cg + t / p.kh;
-        const index_t wo = m % p.wo, t2 = m / p.wo, ho = t2 % p.ho, n = t2 / p.ho;
-        const index_t h = ho * p.stride_h - p.pad_h + kh_ * p.dil_h;
-        const index_t w = wo * p.stride_w - p.pad_w + kw_ * p.dil_w;
-        if (h >= 0 && h < p.h && w >= 0 && w < p.w) {
-          const index_t off = 2 * (((n * p.cin + c) * p.h + h) * p.w + w);
-          v = {p.x[off], p.x[off + 1]};
+      if (k < k_end && m_ok) {
+        const int kw_ = k % kw, t = k / kw, kh_ = t % kh;
+        const index_t c = grp * cg + t / kh;
+        const int h = h_base + kh_ * p.dil_h, w = w_base + kw_ * p.dil_w;
+        if (h >= 0 && h < img_h && w >= 0 && w < img_w) {
+          const index_t off = 2 * ((c * p.h + h) * p.w + w);
+          v = {x_n[off], x_n[off + 1]};
         }
       }
       xs[kk][pp] = v;
@@ -72,7 +89,7 @@ __global__ void conv2d_fwd_kernel(ConvParams<T> p, int group0) {
       const int kk = e / kTileO, oo = e % kTileO;
       const index_t k = k0 + kk, o = o0 + oo;
       C2<T> v{T(0), T(0)};
-      if (k < k_total && o < og) {
+      if (k < k_end && o < og) {
         const index_t off = 2 * ((grp * og + o) * k_total + k);
         v = {p.weight[off], p.weight[off + 1]};
       }
@@ -155,7 +172,10 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvPara
   const index_t m = m0 + pp, inner = p.ho * p.wo;
   const bool m_ok = m < m_total;
   const index_t n = m_ok ? m / inner : 0, q = m_ok ? m % inner : 0;
-  const index_t h_base = (q / p.wo) * p.stride_h - p.pad_h, w_base = (q % p.wo) * p.stride_w - p.pad_w;
+  // Image rows / columns fit in int (H, W + padding < 2^30: the glue checks).
+  const int h_base = static_cast<int>((q / p.wo) * p.stride_h - p.pad_h);
+  const int w_base = static_cast<int>((q % p.wo) * p.stride_w - p.pad_w);
+  const int img_h = static_cast<int>(p.h), img_w = static_cast<int>(p.w);
   const float* x_n = p.x + 2 * n * p.cin * p.h * p.w;
 
   wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
@@ -164,7 +184,9 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvPara
 #pragma unroll
     for (int b = 0; b < 2; ++b) wmma::fill_fragment(acc[a][b], 0.0f);
 
-  for (index_t k0 = 0; k0 < k_total; k0 += kTcK) {
+  // The reduction index k (< 2^30, checked by the glue) is split with 32-bit div / mod.
+  const int kw = static_cast<int>(p.kw), kh = static_cast<int>(p.kh), k_end = static_cast<int>(k_total);
+  for (int k0 = 0; k0 < k_end; k0 += kTcK) {
     // A: kTcO x kTcK complex weights -> 2x2 real blocks.
     for (int e = tid; e < kTcO * kTcK; e += kTcThreads) {
       const int oo = e / kTcK, kk = e % kTcK;
@@ -183,12 +205,13 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvPara
     // B: kTcK x kTcP complex inputs gathered with the conv's index map (zero outside the image);
     // this thread always takes pixel pp (decomposed once, above), rows kk = tid / kTcP + step.
     for (int kk = tid / kTcP; kk < kTcK; kk += kTcThreads / kTcP) {
-      const index_t k = k0 + kk;
+      const int k = k0 + kk;
       float re = 0.f, im = 0.f;
-      if (k < k_total && m_ok) {
-        const index_t kw_ = k % p.kw, t = k / p.kw, kh_ = t % p.kh, c = grp * cg + t / p.kh;
-        const index_t h = h_base + kh_ * p.dil_h, w = w_base + kw_ * p.dil_w;
-        if (h >= 0 && h < p.h && w >= 0 && w < p.w) {
+      if (k < k_end && m_ok) {
+        const int kw_ = k % kw, t = k / kw, kh_ = t % kh;
+        const index_t c = grp * cg + t / kh;
+        const int h = h_base + kh_ * p.dil_h, w = w_base + kw_ * p.dil_w;
+        if (h >= 0 && h < img_h && w >= 0 && w < img_w) {
           const index_t off = 2 * ((c * p.h + h) * p.w + w);
           re = x_n[off];
           im = x_n[off + 1];
@@ -502,6 +525,10 @@ cudaError_t conv2d_forward(const ConvParams<T>& p, cudaStream_t stream) {
   const index_t m_total = p.n * p.ho * p.wo;
   const index_t og = p.cout / p.groups;
   if (m_total == 0 || p.cout == 0) return cudaSuccess;
+  // The kernels split the reduction index k = (c, i, j) and index image rows / columns with 32-bit
+  // arithmetic (the glue says so first, with a message).
+  if ((p.cin / p.groups) * p.kh * p.kw >= kMax32 || p.h + 2 * p.pad_h >= kMax32 || p.w + 2 * p.pad_w >= kMax32)
+    return cudaErrorInvalidValue;
   int limit = 0;
   cudaError_t err = grid_yz_limit(&limit);
   if (err != cudaSuccess) return err;

@@ -264,6 +264,19 @@ def test_bad_input_errors(E):
         E.complex_conv2d(x[..., :2], w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
 
 
+def test_32bit_index_limits_are_checked(E, launched):
+    """The forward kernels split the reduction index and index image rows / columns with 32-bit
+    arithmetic (memory offsets stay 64-bit): beyond 2^30 the glue says so, before any copy or
+    launch. Broadcast views: no memory behind the 2^30 elements."""
+    z = torch.zeros(1, 1, 1, 1, dtype=torch.complex64)
+    x, w = z.expand(1, 2**30, 1, 1), z.expand(1, 2**30, 1, 1)
+    with pytest.raises(RuntimeError, match=r"'weight' has 1073741824 elements per output channel and group"):
+        E.complex_conv2d(x, w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+    with pytest.raises(RuntimeError, match=r"padded image size 1 x 107374182\d; the CUDA kernels take fewer than 2\^30"):
+        E.complex_conv2d(z.expand(1, 1, 1, 2**30), z, None, [1, 1], [0, 1], [1, 1], 1, 0, None)
+    assert launched() == []
+
+
 def test_tolerance_is_tight_enough_to_fail(E):
     """The comparison can fail: a weight off by one part in 1e4 on one element is caught in exact fp32."""
     x, w, b, ab, kw = _inputs((2, 3, 5, 6, 7, 3, 1, 1, 1, 1), torch.complex64, torch.device("cpu"), None,

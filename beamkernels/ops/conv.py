@@ -200,12 +200,13 @@ if _triton.ENABLED:
         wo = _out_size(w, kw, stride[1], padding[1], dilation[1])
         g = dict(C=c, H=h, W=w, O=o, HO=ho, WO=wo, KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0],
                  PW=padding[1], DH=dilation[0], DW=dilation[1], CG=cg, OG=o // groups, G=groups)
-        # The kernels index within one sample (and the weight) with 32 bits: see kernels/triton/conv.py.
-        for what, count in (("one sample of x (padded)", c * (h + 2 * padding[0]) * (w + 2 * padding[1])),
-                            ("one sample of the output", o * ho * wo), ("the weight", weight.numel())):
-            if count >= 2**31:
+        # The kernels index within one sample with 32 bits (kernels/triton/conv.py); weight offsets
+        # have no 64-bit base, and 2 * offset (the real view) must fit too.
+        for what, count, limit in (("one sample of x (padded)", c * (h + 2 * padding[0]) * (w + 2 * padding[1]), 31),
+                                   ("one sample of the output", o * ho * wo, 31), ("the weight", weight.numel(), 30)):
+            if count >= 2**limit:
                 raise ValueError(f"beamkernels.complex_conv2d (triton backend): {what} has {count} elements; the "
-                                 "Triton kernels index within one sample with 32 bits (< 2^31 elements). "
+                                 f"Triton kernels index it with 32 bits (< 2^{limit} elements). "
                                  "Use beamkernels.use_backend('cuda') for this layer.")
         return g
 

@@ -70,13 +70,17 @@ bool use_tf32(const at::Tensor& x) {
 // The CUDA forward kernels (and the tensor-core dL/dx, a forward conv over C_out / groups) split the
 // reduction index (channels per group x kh x kw) and index image rows / columns with 32-bit
 // arithmetic (csrc/cuda/conv.cu); sizes and offsets in memory stay 64-bit.
-void check_32bit_limits(const char* op, const Geometry& g, int64_t groups, at::IntArrayRef padding) {
+void check_32bit_limits(const char* op, const Geometry& g, int64_t groups, at::IntArrayRef padding,
+                        at::IntArrayRef dilation) {
   constexpr int64_t kMax = int64_t(1) << 30;
   const int64_t k = std::max(g.cin / groups, g.cout / groups) * g.kh * g.kw;
-  TORCH_CHECK(k < kMax, "beamkernels.", op, ": argument 'weight' has ", k,
-              " elements per output channel and group (channels per group x kh x kw); the CUDA kernels take "
-              "fewer than 2^30");
-  const int64_t hp = std::max(g.h, g.ho) + 2 * padding[0], wp = std::max(g.w, g.wo) + 2 * padding[1];
+  TORCH_CHECK(k < kMax, "beamkernels.", op, ": argument 'weight' [", g.cout, ", ", g.cin / groups, ", ", g.kh, ", ",
+              g.kw, "] with groups=", groups, " gives a reduction of ", k,
+              " (channels per group x kh x kw, over C_in or C_out); the CUDA kernels take fewer than 2^30");
+  // The forward's padded image, and the tensor-core dL/dx's (a forward conv over dL/dz, padded by
+  // (k - 1) dilation - padding per side).
+  const int64_t hp = std::max(g.h, g.ho) + 2 * std::max(padding[0], (g.kh - 1) * dilation[0]);
+  const int64_t wp = std::max(g.w, g.wo) + 2 * std::max(padding[1], (g.kw - 1) * dilation[1]);
   TORCH_CHECK(hp < kMax && wp < kMax, "beamkernels.", op, ": argument 'x' has padded image size ", hp, " x ", wp,
               "; the CUDA kernels take fewer than 2^30 rows and columns");
 }
@@ -88,7 +92,7 @@ std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, c
                                                        bool save_z) {
   const char* op = "complex_conv2d";
   const Geometry g = check_conv(op, x_in, weight_in, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
-  check_32bit_limits(op, g, groups, padding);
+  check_32bit_limits(op, g, groups, padding, dilation);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
   const at::Tensor bias = bias_in.has_value() ? bias_in->contiguous() : at::Tensor();
@@ -117,7 +121,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> complex_conv2d_backwa
   const char* op = "complex_conv2d_backward";
   const Geometry g = check_conv(op, x_in, weight_in, bias_in, stride, padding, dilation, groups, activation, act_bias_in);
   check_conv_backward(op, g, grad_in, saved_in, x_in, activation);
-  check_32bit_limits(op, g, groups, padding);
+  check_32bit_limits(op, g, groups, padding, dilation);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), weight = weight_in.contiguous(), grad = grad_in.contiguous();
   const at::Tensor saved = saved_in.contiguous();

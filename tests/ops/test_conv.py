@@ -634,6 +634,11 @@ def test_triton_conv_size_limits():
     w = torch.zeros(1, 2**16, 1, 1, dtype=torch.complex64)
     with pytest.raises(ValueError, match=r"one sample of x \(padded\) has 4294967296 elements.*32 bits"):
         torch.ops.beamkernels.triton_complex_conv2d(x, w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+    # A weight of 2^30 elements (its real view's offsets reach 2^31).
+    x = torch.zeros(1, 1, 1, 1, dtype=torch.complex64).expand(1, 2**15, 1, 1)
+    w = torch.zeros(1, 1, 1, 1, dtype=torch.complex64).expand(2**15, 2**15, 1, 1)
+    with pytest.raises(ValueError, match=r"the weight has 1073741824 elements.*< 2\^30"):
+        torch.ops.beamkernels.triton_complex_conv2d(x, w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
 
 
 # ---- bad input ----

@@ -17,9 +17,12 @@ import pytest
 
 pytest.importorskip("triton")
 try:
-    from triton.backends.nvidia.compiler import get_ptxas  # noqa: F401
+    from triton.backends.nvidia.compiler import get_ptxas
+    _PTXAS = all(os.access(get_ptxas(a).path, os.X_OK) for a in (80, 90))
 except Exception:  # pragma: no cover - a Triton build without the NVIDIA backend
-    pytest.skip("Triton's NVIDIA backend (ptxas) is not installed", allow_module_level=True)
+    _PTXAS = False
+if not _PTXAS:
+    pytest.skip("Triton's NVIDIA backend (with its ptxas) is not installed", allow_module_level=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

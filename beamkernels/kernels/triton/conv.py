@@ -112,8 +112,9 @@ def _tile_ids(T0, T1, T2):
 
 # Index arithmetic: 64-bit only where a value can pass 2^31 (pixel and sample offsets, on the [BM]
 # or [BK] vectors of one row / column); per-sample offsets and tap offsets are 32-bit (the op checks
-# that one sample of x, y and the weight each hold fewer than 2^31 elements), so the [BM, BK]
-# tiles cost one 64-bit add per element (row base + column offset), not a 64-bit multiply chain.
+# that one padded sample of x and one of y hold fewer than 2^31 elements, the weight fewer than
+# 2^30: its doubled offsets have no 64-bit base), so the [BM, BK] tiles cost one 64-bit add per
+# element (row base + column offset), not a 64-bit multiply chain.
 @triton.jit
 def _conv2d_fwd_kernel(x_ptr, w_ptr, b_ptr, ab_ptr, y_ptr, z_ptr,
                       C, H, W, O, HO, WO, KH, KW, SH, SW, PH, PW, DH, DW, CG, OG, M, K, G,
@@ -217,8 +218,8 @@ def _conv2d_bwd_weight_kernel(g_ptr, x_ptr, gw_ptr,
     dt = g_ptr.dtype.element_ty
     acc_r = tl.zeros((BM, BN), dtype=dt)
     acc_i = tl.zeros((BM, BN), dtype=dt)
-    for r0 in range(0, R, BK):
-        offs_r = r0 + tl.arange(0, BK).to(tl.int64)
+    for t in range(0, tl.cdiv(R, BK)):  # a tile count, not r0 += BK: R may be just below 2^31
+        offs_r = tl.arange(0, BK).to(tl.int64) + t * BK  # t * BK < R: no wrap before the 64-bit add
         r_ok = offs_r < R
         nb, ho, wo = _split3(offs_r, HO, WO)
         ar, ai = _load_c(g_ptr, (oc * (HO * WO))[:, None] + (nb * O * (HO * WO) + ho * WO + wo)[None, :],

@@ -87,7 +87,7 @@ def _signature(fn, ptr: dict, constexprs: dict) -> dict:
     return sig
 
 
-def variants(families=None, tiles=None) -> list[Variant]:
+def variants(families=None, tiles=None, arch: int = 90) -> list[Variant]:
     """Every kernel in every configuration the ops launch it with (conv: or in the given
     (BM, BN, BK, num_warps, num_stages) tiles instead of the autotuner's, to try candidates)."""
     import triton
@@ -107,7 +107,7 @@ def variants(families=None, tiles=None) -> list[Variant]:
             for dt, precs in dts:
                 for prec in precs:
                     fn = _jit(getattr(tkc, kname)[prec])
-                    cfgs = tkc.gpu_configs(prec) if tiles is None else [
+                    cfgs = tkc.gpu_configs(prec, arch) if tiles is None else [
                         triton.Config({"BM": bm, "BN": bn, "BK": bk}, num_warps=w, num_stages=st)
                         for bm, bn, bk, w, st in tiles]
                     for cfg in cfgs:
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     tiles = [tuple(int(t) for t in spec.split(",")) for spec in a.tiles] or None
     if tiles and any(len(t) != 5 for t in tiles):
         p.error("--tiles takes BM,BN,BK,num_warps,num_stages")
-    vs = [v for v in variants(fams or None, tiles) if a.match in v.label]
+    vs = [v for v in variants(fams or None, tiles, a.arch) if a.match in v.label]
     rows = []
     for i, v in enumerate(vs, 1):
         r = compile_variant(v, a.arch)

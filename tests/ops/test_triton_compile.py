@@ -66,10 +66,15 @@ def test_no_config_spills_beyond_budget(sm90_rows):
                      "_TILES in beamkernels/kernels/triton/conv.py:\n" + "\n".join(bad))
 
 
-def test_conv_compiles_for_sm80(tmp_path):
-    rows = _run(tmp_path, "--arch", "80", "--only", "conv", "--match", "tf32 BM64 BN32 BK16")
-    assert len(rows) == 3, rows  # forward, dL/dx, dL/dW
-    assert all(not r["error"] and r["fits"] for r in rows), rows
+def test_conv_tf32_configs_for_sm80(tmp_path):
+    """A100s (sm_80: mma.sync, not wgmma) get their own TF32 list (kernels/triton/conv.py _TILES_SM80):
+    it compiles, fits and stays within the spill budget there too. (Exact fp32's dL/dW spills on
+    sm_80 with every config swept: documented, not checked.)"""
+    rows = _run(tmp_path, "--arch", "80", "--only", "conv", "--match", "tf32")
+    assert len(rows) == 18, [r["label"] for r in rows]  # 6 configs x (forward, dL/dx, dL/dW)
+    bad = [f"{r['kernel']} [{r['label']}]: {r['error'] or ''} shared {r['shared']} spill {r['spill_stores']}"
+           for r in rows if r["error"] or not r["fits"] or r["spill_stores"] > SPILL_BUDGET]
+    assert not bad, "sm_80 TF32 configs:\n" + "\n".join(bad)
 
 
 def test_report_flags_a_config_that_does_not_fit(tmp_path):

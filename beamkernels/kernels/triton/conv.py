@@ -32,12 +32,15 @@ from beamkernels.kernels.triton.activation import act_forward_math
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-# Autotuner configs (BM, BN, BK, num_warps, num_stages) per tl.dot input precision, chosen with
-# benchmarks/triton_resources.py (every kernel compiled for sm_90 without a GPU, results in
-# benchmarks/results/triton-sm90-resources.md): each config below keeps all three kernels within
-# 255 registers with at most ~100 bytes of spill per thread. The earlier list (4-warp 128x64 and
-# 128x128 tiles, 2-warp 64x16) spilled 0.5-10 KB per thread in TF32 and up to 70 KB with exact
-# fp32, and its fp64 128x128 tile needed 256 KB of shared memory (sm_90 has 227 KB).
+# Autotuner configs (BM, BN, BK, num_warps, num_stages) per tl.dot input precision and GPU
+# generation, chosen with benchmarks/triton_resources.py (every kernel compiled for sm_90 and sm_80
+# without a GPU; benchmarks/results/triton-sm90-resources.md, -sm80-): on sm_90 each config keeps
+# all three kernels within 255 registers and at most ~100 bytes of spill per thread. The earlier
+# list (4-warp 128x64 and 128x128 tiles, 2-warp 64x16) spilled 0.5-10 KB per thread in TF32 and up
+# to 70 KB with exact fp32, and its fp64 128x128 tile needed 256 KB of shared memory (sm_90 has
+# 227 KB). sm_80 (A100: mma.sync instead of Hopper's wgmma) spills with sm_90's TF32 list (up to
+# ~450 B) and not with its own (BK 16, 3 stages; the 128x64 forward 64 B); exact fp32 dL/dW spills
+# there with every config swept (>= 440 B): one list for both.
 # "tf32": tensor cores, complex64 by default; "ieee": exact fp32 (FMA) and fp64, smaller K chunks.
 # The thesis layers: N*Ho*Wo is large (rows), channels 16..128 (columns), K = 9*C_in 45..576.
 _TILES = {
@@ -45,12 +48,28 @@ _TILES = {
              (64, 64, 32, 8, 3), (128, 64, 32, 8, 3)],
     "ieee": [(32, 16, 16, 2, 2), (64, 16, 16, 4, 3), (32, 32, 16, 4, 3), (64, 32, 16, 8, 3)],
 }
+_TILES_SM80 = {  # compute capability 8.x
+    "tf32": [(64, 16, 16, 4, 3), (32, 32, 16, 4, 3), (64, 32, 16, 4, 3), (128, 32, 16, 8, 3),
+             (64, 64, 16, 8, 3), (128, 64, 16, 8, 3)],
+    "ieee": _TILES["ieee"],
+}
 
 
-def gpu_configs(precision: str):
-    """The autotuner's configs on a GPU for tl.dot's input_precision ("tf32" or "ieee")."""
+def _current_arch() -> int:
+    """Compute capability x10 of the active GPU, 90 where there is none (or it cannot be asked)."""
+    try:
+        return int(triton.runtime.driver.active.get_current_target().arch)
+    except Exception:
+        return 90
+
+
+def gpu_configs(precision: str, arch: int | None = None):
+    """The autotuner's configs on a GPU of compute capability ``arch`` (x10; default: the active
+    one) for tl.dot's input_precision ("tf32" or "ieee")."""
+    arch = _current_arch() if arch is None else arch
+    tiles = _TILES_SM80 if 80 <= arch < 90 else _TILES
     return [triton.Config({"BM": bm, "BN": bn, "BK": bk}, num_warps=w, num_stages=st)
-            for bm, bn, bk, w, st in _TILES[precision]]
+            for bm, bn, bk, w, st in tiles[precision]]
 
 
 def _configs(precision: str):

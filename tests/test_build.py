@@ -24,7 +24,7 @@ CU_FILES = sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))
 GLUE_FILES = sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cpp")))
 NVCC = shutil.which("nvcc")
 # Spill budget per thread on sm_90 (ptxas -v). The TF32 conv forward, held to 128 registers by
-# __launch_bounds__(256, 2), spills 52 bytes (README, conv section); every other kernel none.
+# __launch_bounds__(256, 2), spills 20 bytes (README, conv section); every other kernel none.
 CUDA_SPILL_BUDGET = 64
 
 

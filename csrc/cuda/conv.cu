@@ -169,14 +169,18 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvPara
   // 64-bit div / mod of the pixel index done once, not per element).
   static_assert(kTcThreads % kTcP == 0, "each thread keeps one pixel");
   const int pp = tid % kTcP;
-  const index_t m = m0 + pp, inner = p.ho * p.wo;
+  const index_t m = m0 + pp;
   const bool m_ok = m < m_total;
-  const index_t n = m_ok ? m / inner : 0, q = m_ok ? m % inner : 0;
-  // Image rows / columns fit in int (H, W + padding < 2^30: the glue checks).
-  const int h_base = static_cast<int>((q / p.wo) * p.stride_h - p.pad_h);
-  const int w_base = static_cast<int>((q % p.wo) * p.stride_w - p.pad_w);
+  const float* x_n;
+  int h_base, w_base;  // image rows / columns fit in int (H, W + padding < 2^30: the glue checks)
+  {  // scoped: n and q are recomputed in the epilogue rather than held in registers across the loop
+    const index_t inner = p.ho * p.wo;
+    const index_t n = m_ok ? m / inner : 0, q = m_ok ? m % inner : 0;
+    h_base = static_cast<int>((q / p.wo) * p.stride_h - p.pad_h);
+    w_base = static_cast<int>((q % p.wo) * p.stride_w - p.pad_w);
+    x_n = p.x + 2 * n * p.cin * p.h * p.w;
+  }
   const int img_h = static_cast<int>(p.h), img_w = static_cast<int>(p.w);
-  const float* x_n = p.x + 2 * n * p.cin * p.h * p.w;
 
   wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
 #pragma unroll
@@ -253,6 +257,7 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvPara
 
   // Epilogue: consecutive threads take consecutive pixels (coalesced z and y writes).
   if (!m_ok) return;  // after the last __syncthreads
+  const index_t inner = p.ho * p.wo, n = m / inner, q = m % inner;
   for (int oo = tid / kTcP; oo < kTcO; oo += kTcThreads / kTcP) {
     const index_t o = o0 + oo;
     if (o >= og) break;

@@ -208,6 +208,8 @@ __global__ void __launch_bounds__(kTcThreads, 2) conv2d_fwd_tf32_kernel(ConvPara
     }
     // B: kTcK x kTcP complex inputs gathered with the conv's index map (zero outside the image);
     // this thread always takes pixel pp (decomposed once, above), rows kk = tid / kTcP + step.
+    // (The same gather as conv2d_fwd_kernel's, written out: a shared __forceinline__ helper, tried
+    // 2026-12-03, made ptxas spill 44-52 bytes here instead of 20.)
     for (int kk = tid / kTcP; kk < kTcK; kk += kTcThreads / kTcP) {
       const int k = k0 + kk;
       float re = 0.f, im = 0.f;

@@ -35,6 +35,10 @@ os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9's default, 
 # Largest dynamic shared memory one block may opt into, per compute capability (CUDA programming
 # guide, "Technical Specifications per Compute Capability").
 MAX_SHARED = {75: 64 * 1024, 80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
+# Per SM (same table): shared memory, resident warps, resident blocks; 64 K registers everywhere,
+# allocated per warp in units of 256; 1 KB of shared memory reserved per block (sm_80+).
+SM_LIMITS = {75: (64 * 1024, 32, 16), 80: (164 * 1024, 64, 32), 86: (100 * 1024, 48, 16),
+             89: (100 * 1024, 48, 24), 90: (228 * 1024, 64, 32)}
 
 
 @dataclass
@@ -59,11 +63,31 @@ class Resources:
     spill_loads: int
     shared: int
     shared_max: int
+    warps: int = 0
+    arch: int = 90
     error: str = ""
 
     @property
     def fits(self) -> bool:
         return not self.error and self.shared <= self.shared_max
+
+    def residency(self) -> tuple[int, str]:
+        """(blocks resident per SM, what limits it: "registers", "shared", "warps" or "blocks"), as
+        the CUDA occupancy calculator counts them."""
+        smem_sm, warps_sm, blocks_sm = SM_LIMITS.get(self.arch, SM_LIMITS[90])
+        if self.error or not self.fits or not self.warps:
+            return 0, "-"
+        regs_per_warp = -(-max(self.registers, 1) * 32 // 256) * 256
+        limits = {"registers": (65536 // regs_per_warp) // self.warps,
+                  "shared": smem_sm // (self.shared + 1024),
+                  "warps": warps_sm // self.warps, "blocks": blocks_sm}
+        limiter = min(limits, key=limits.get)
+        return limits[limiter], limiter
+
+    @property
+    def occupancy(self) -> float:
+        """Resident warps per SM / the SM's maximum."""
+        return self.residency()[0] * self.warps / SM_LIMITS.get(self.arch, SM_LIMITS[90])[1]
 
 
 def _jit(obj):
@@ -164,7 +188,8 @@ def compile_variant(v: Variant, arch: int = 90) -> Resources:
                            target=GPUTarget("cuda", arch, 32),
                            options=dict(num_warps=v.num_warps, num_stages=v.num_stages))
     except Exception as e:  # a kernel that does not compile for this target is a finding, not a crash
-        return Resources(v.family, v.kernel, v.label, 0, 0, 0, 0, shared_max, f"{type(e).__name__}: {e}"[:300])
+        return Resources(v.family, v.kernel, v.label, 0, 0, 0, 0, shared_max, v.num_warps, arch,
+                         f"{type(e).__name__}: {e}"[:300])
     # ptxas -v on Triton's own PTX, for the target Triton compiled it for (sm_90a on sm_90).
     gpu = "sm_%s" % k.metadata.arch.removeprefix("sm") if isinstance(k.metadata.arch, str) else f"sm_{arch}"
     with tempfile.TemporaryDirectory() as d:
@@ -179,10 +204,15 @@ def compile_variant(v: Variant, arch: int = 90) -> Resources:
     regs = re.search(r"Used (\d+) registers", text)
     spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
     if r.returncode != 0 or not regs or not spill:
-        return Resources(v.family, v.kernel, v.label, 0, 0, 0, k.metadata.shared, shared_max,
+        return Resources(v.family, v.kernel, v.label, 0, 0, 0, k.metadata.shared, shared_max, v.num_warps, arch,
                          "ptxas: " + text.strip()[-300:])
     return Resources(v.family, v.kernel, v.label, int(regs.group(1)), int(spill.group(1)), int(spill.group(2)),
-                     k.metadata.shared, shared_max)
+                     k.metadata.shared, shared_max, v.num_warps, arch)
+
+
+def _row(r: Resources) -> dict:
+    blocks, limiter = r.residency()
+    return asdict(r) | {"fits": r.fits, "blocks_per_sm": blocks, "limited_by": limiter, "occupancy": r.occupancy}
 
 
 def _markdown(rows: list[Resources], arch: int, meta: dict) -> str:
@@ -191,15 +221,19 @@ def _markdown(rows: list[Resources], arch: int, meta: dict) -> str:
              f"{meta['triton']}, torch {meta['torch']}, beamkernels {meta['beamkernels']}. Static: nothing ran, "
              "no times. Spills in bytes per thread (ptxas -v); shared = dynamic shared memory per block, "
              f"the target's maximum is {MAX_SHARED.get(arch, 48 * 1024) // 1024} KB (configs above it "
-             "cannot launch; the autotuner skips them).", "",
-             "| family | kernel | variant | registers | spill stores | spill loads | shared KB | fits |",
-             "|---|---|---|---|---|---|---|---|"]
+             "cannot launch; the autotuner skips them). Blocks per SM and occupancy (resident warps / the "
+             "SM's maximum) as the CUDA occupancy calculator counts them, with what limits them.", "",
+             "| family | kernel | variant | registers | spill stores | spill loads | shared KB | fits | "
+             "blocks / SM (limit) | occupancy |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.error:
-            lines.append(f"| {r.family} | {r.kernel} | {r.label} | - | - | - | - | **{r.error}** |")
+            lines.append(f"| {r.family} | {r.kernel} | {r.label} | - | - | - | - | **{r.error}** | - | - |")
         else:
+            blocks, limiter = r.residency()
             lines.append(f"| {r.family} | {r.kernel} | {r.label} | {r.registers} | {r.spill_stores} | "
-                         f"{r.spill_loads} | {r.shared / 1024:.1f} | {'yes' if r.fits else '**no**'} |")
+                         f"{r.spill_loads} | {r.shared / 1024:.1f} | {'yes' if r.fits else '**no**'} | "
+                         f"{blocks} ({limiter}) | {r.occupancy:.0%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -231,21 +265,23 @@ def main(argv=None) -> int:
     for i, v in enumerate(vs, 1):
         r = compile_variant(v, a.arch)
         rows.append(r)
+        blocks, limiter = r.residency()
         state = r.error or (f"{r.registers} regs, spill {r.spill_stores}/{r.spill_loads} B, "
-                            f"shared {r.shared / 1024:.1f} KB{'' if r.fits else ' (does not fit)'}")
+                            f"shared {r.shared / 1024:.1f} KB{'' if r.fits else ' (does not fit)'}, "
+                            f"{blocks} blocks/SM ({limiter}), occupancy {r.occupancy:.0%}")
         print(f"[{i}/{len(vs)}] {v.kernel} {v.label}: {state}", flush=True)
     meta = dict(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), arch=a.arch,
                 triton=triton.__version__, torch=torch.__version__, beamkernels=beamkernels.__version__)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(dict(meta, rows=[asdict(r) | {"fits": r.fits} for r in rows]), f, indent=1)
+    payload = dict(meta, rows=[_row(r) for r in rows])
+    base = os.path.join(RESULTS_DIR, f"triton-sm{a.arch}-resources")
+    for path, write in ((a.json, bool(a.json)), (base + ".json", not a.no_write)):
+        if write:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "w") as f:
+                json.dump(payload, f, indent=1)
     if not a.no_write:
-        os.makedirs(RESULTS_DIR, exist_ok=True)
-        base = os.path.join(RESULTS_DIR, f"triton-sm{a.arch}-resources")
         with open(base + ".md", "w") as f:
             f.write(_markdown(rows, a.arch, meta))
-        with open(base + ".json", "w") as f:
-            json.dump(dict(meta, rows=[asdict(r) | {"fits": r.fits} for r in rows]), f, indent=1)
         print(f"wrote {base}.md / .json")
     return 1 if any(r.error for r in rows) else 0
 

@@ -136,9 +136,9 @@ def _tile_ids(T0, T1, T2):
 # element (row base + column offset), not a 64-bit multiply chain.
 @triton.jit
 def _conv2d_fwd_kernel(x_ptr, w_ptr, b_ptr, ab_ptr, y_ptr, z_ptr,
-                      C, H, W, O, HO, WO, KH, KW, SH, SW, PH, PW, DH, DW, CG, OG, M, K, G,
-                      HAS_BIAS: tl.constexpr, ACT: tl.constexpr, SAVE_Z: tl.constexpr, PREC: tl.constexpr,
-                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                       C, H, W, O, HO, WO, KH, KW, SH, SW, PH, PW, DH, DW, CG, OG, M, K, G,
+                       HAS_BIAS: tl.constexpr, ACT: tl.constexpr, SAVE_Z: tl.constexpr, PREC: tl.constexpr,
+                       BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     pid_m, pid_n, grp = _tile_ids(tl.cdiv(M, BM), tl.cdiv(OG, BN), G)
     offs_m = pid_m.to(tl.int64) * BM + tl.arange(0, BM)
     offs_n = pid_n * BN + tl.arange(0, BN)
@@ -183,8 +183,8 @@ def _conv2d_fwd_kernel(x_ptr, w_ptr, b_ptr, ab_ptr, y_ptr, z_ptr,
 
 @triton.jit
 def _conv2d_bwd_input_kernel(g_ptr, w_ptr, gx_ptr,
-                            C, H, W, O, HO, WO, KH, KW, SH, SW, PH, PW, DH, DW, CG, OG, M, K, G,
-                            PREC: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                             C, H, W, O, HO, WO, KH, KW, SH, SW, PH, PW, DH, DW, CG, OG, M, K, G,
+                             PREC: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     # gx[n, c, h, w] = sum_{o, i, j} gz[n, o, ho, wo] conj(w[o, c, i, j]), h = ho SH - PH + i DH.
     pid_m, pid_n, grp = _tile_ids(tl.cdiv(M, BM), tl.cdiv(CG, BN), G)
     offs_m = pid_m.to(tl.int64) * BM + tl.arange(0, BM)
@@ -221,8 +221,8 @@ def _conv2d_bwd_input_kernel(g_ptr, w_ptr, gx_ptr,
 
 @triton.jit
 def _conv2d_bwd_weight_kernel(g_ptr, x_ptr, gw_ptr,
-                             C, H, W, O, HO, WO, KH, KW, SH, SW, PH, PW, DH, DW, CG, OG, K, R, G,
-                             PREC: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+                              C, H, W, O, HO, WO, KH, KW, SH, SW, PH, PW, DH, DW, CG, OG, K, R, G,
+                              PREC: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     # gw[o, (c, i, j)] = sum_{n, ho, wo} gz[n, o, ho, wo] conj(x[n, c, ho SH - PH + i DH, wo SW - PW + j DW]).
     pid_m, pid_n, grp = _tile_ids(tl.cdiv(OG, BM), tl.cdiv(K, BN), G)
     offs_m = pid_m * BM + tl.arange(0, BM)  # output channel within the group

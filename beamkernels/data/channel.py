@@ -202,8 +202,16 @@ def _make_generator(seed, generator) -> torch.Generator:
     if seed is None:
         # Follow torch's global RNG, so torch.manual_seed makes this reproducible too.
         seed = int(torch.randint(0, 2**62, (1,)).item())
-    g.manual_seed(int(seed))
+    g.manual_seed(_fold_seed(int(seed)))
     return g
+
+
+def _fold_seed(seed: int) -> int:
+    """The 32 bits torch's CPU generator keeps of a seed (its mt19937 drops the rest): bits above 32
+    are folded in, so seeds that differ only there (2^40 vs 0) still give different data; seeds
+    in [0, 2^32) are kept as they are."""
+    s = seed & 0xFFFF_FFFF_FFFF_FFFF
+    return (s ^ (s >> 32)) & 0xFFFF_FFFF
 
 
 def generate_channels(

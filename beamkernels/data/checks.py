@@ -39,8 +39,13 @@ def check_targets(H: torch.Tensor, Fopt: torch.Tensor, Wopt: torch.Tensor, snr_d
     Ns = F.shape[-1]
     try:
         r = spectral_efficiency(H, F, W, snr_db, reduce="none")
-    except ValueError as e:  # singular W^H W: Wopt cannot be SVD targets
-        raise ChannelDataError(f"check_targets: {label(0) if H.dim() == 3 else 'data'}: Wopt is rank-deficient ({e})") from None
+    except ValueError as e:  # singular W^H W: Wopt cannot be SVD targets; name the first such sample
+        info = torch.linalg.cholesky_ex(W.mH @ W).info  # [..., K]: nonzero where W^H W is not positive definite
+        idx = (info != 0).nonzero()
+        at = idx[0].tolist() if len(idx) else [0] * info.dim()
+        i, k = (at[0] if info.dim() >= 2 else 0), at[-1]
+        raise ChannelDataError(f"check_targets: {label(i)}, subcarrier {k}: Wopt's {Ns} columns are linearly dependent "
+                               f"(W^H W is singular), so Wopt cannot be SVD targets ({e})") from None
     bound = svd_bound(H, Ns, snr_db, reduce="none")
     bad = ~((r - bound).abs() <= rtol * bound.clamp_min(1e-3))
     if bool(bad.any()):

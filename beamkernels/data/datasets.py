@@ -11,7 +11,7 @@ from typing import Dict, Iterator, Optional, Union
 import numpy as np
 import torch
 
-from beamkernels.data.channel import ChannelBatch, ChannelConfig, generate_channels
+from beamkernels.data.channel import ChannelBatch, ChannelConfig, generate_channels, optimal_precoders
 from beamkernels.data.checks import ChannelDataError, check_targets
 from beamkernels.data.matio import PathLike, load_mat
 
@@ -155,6 +155,9 @@ def _to_samples(x: np.ndarray, key: str, role: str, path: str, sample_axis: Opti
 class MatChannelDataset(torch.utils.data.Dataset):
     """Channels and targets from MATLAB files in the thesis layout: H [Nr, Nt, K],
     Fopt_final [Nt, Ns, K], Wopt_final [Nr, Ns, K] (complex; v7 via scipy, v7.3/HDF5 via h5py).
+    The targets are optional: a file that holds neither target variable (or f_key = w_key =
+    None) gets the SVD targets of its H with ``ns`` streams (optimal_precoders; listed in
+    ``.computed_targets``); a file with only one of them is an error.
 
     ``path``: one .mat file or a directory of them (all ``*.mat``, natural sort order). A file
     holds one sample (3-D, or 2-D when K = 1) or several along ``sample_axis`` (an axis of the
@@ -166,7 +169,12 @@ class MatChannelDataset(torch.utils.data.Dataset):
 
     def __init__(self, path: PathLike, h_key: str = "H", f_key: str = "Fopt_final", w_key: str = "Wopt_final",
                  sample_axis: Optional[int] = None, check: bool = True, snr_db: float = 10.0, rtol: float = 1e-3,
-                 dtype: torch.dtype = torch.complex64):
+                 dtype: torch.dtype = torch.complex64, ns: int = 2):
+        if dtype not in (torch.complex64, torch.complex128):
+            raise TypeError(f"MatChannelDataset: dtype must be torch.complex64 or torch.complex128, got {dtype}")
+        if (f_key is None) != (w_key is None):
+            raise ValueError(f"MatChannelDataset: f_key and w_key must both be names or both None (SVD targets), "
+                             f"got {f_key!r} and {w_key!r}")
         path = os.fspath(path)
         if os.path.isdir(path):
             files = sorted((f for f in os.listdir(path) if f.lower().endswith(".mat")), key=_natural_key)
@@ -175,15 +183,28 @@ class MatChannelDataset(torch.utils.data.Dataset):
             files = [os.path.join(path, f) for f in files]
         else:
             files = [path]
-        Hs, Fs, Ws, names = [], [], [], []
+        Hs, Fs, Ws, names, stored = [], [], [], [], []
+        self.computed_targets: list = []
         ref = None
         for fp in files:
             d = load_mat(fp)
-            arrs = {}
-            for role, key in (("H", h_key), ("Fopt", f_key), ("Wopt", w_key)):
-                arrs[role] = _to_samples(_variable(d, key, role, fp), key, role, fp, sample_axis)
-            H, F, W = arrs["H"], arrs["Fopt"], arrs["Wopt"]
+            H = _to_samples(_variable(d, h_key, "H", fp), h_key, "H", fp, sample_axis)
             N, K, Nr, Nt = H.shape
+            has = [k is not None and k in d for k in (f_key, w_key)]
+            if has[0] != has[1]:
+                miss, there = (f_key, w_key) if not has[0] else (w_key, f_key)
+                present = ", ".join(sorted(d)) or "none"
+                raise ChannelDataError(f"{fp}: variable '{miss}' not found but '{there}' is: store both targets or neither "
+                                       f"(neither: the SVD targets of H are computed); numeric variables present: {present}")
+            if not has[0]:
+                if not 1 <= ns <= min(Nr, Nt):
+                    raise ChannelDataError(f"{fp}: no stored targets, and ns={ns} streams need 1 <= ns <= min(Nr={Nr}, Nt={Nt})")
+                Ft, Wt = optimal_precoders(torch.from_numpy(np.ascontiguousarray(H)).to(torch.complex128), ns)
+                F, W = Ft.numpy(), Wt.numpy()
+                self.computed_targets.append(fp)
+            else:
+                F = _to_samples(_variable(d, f_key, "Fopt", fp), f_key, "Fopt", fp, sample_axis)
+                W = _to_samples(_variable(d, w_key, "Wopt", fp), w_key, "Wopt", fp, sample_axis)
             Ns = F.shape[-1]
             if F.shape != (N, K, Nt, Ns):
                 raise ChannelDataError(f"{fp}: variable '{f_key}' has shape {list(d[f_key].shape)} (MATLAB order), expected "
@@ -193,6 +214,9 @@ class MatChannelDataset(torch.utils.data.Dataset):
                 raise ChannelDataError(f"{fp}: variable '{w_key}' has shape {list(d[w_key].shape)} (MATLAB order), expected "
                                        f"[Nr={Nr}, Ns={Ns}, K={K}]{' + samples' if N > 1 or sample_axis is not None else ''} "
                                        f"to match '{h_key}' {list(d[h_key].shape)} and '{f_key}' {list(d[f_key].shape)}")
+            if has[0] and Ns > min(Nr, Nt):
+                raise ChannelDataError(f"{fp}: variables '{f_key}' / '{w_key}' hold Ns = {Ns} streams, more than "
+                                       f"min(Nr={Nr}, Nt={Nt}) of '{h_key}': they cannot be SVD targets")
             if ref is None:
                 ref = (K, Nr, Nt, Ns, fp)
             elif (K, Nr, Nt, Ns) != ref[:4]:
@@ -201,10 +225,16 @@ class MatChannelDataset(torch.utils.data.Dataset):
             Hs.append(torch.from_numpy(np.ascontiguousarray(H)))
             Fs.append(torch.from_numpy(np.ascontiguousarray(F)))
             Ws.append(torch.from_numpy(np.ascontiguousarray(W)))
+            stored += [has[0]] * N
             names += [fp] if N == 1 and sample_axis is None and d[h_key].ndim <= 3 else [f"{fp} [sample {i}]" for i in range(N)]
-        H, F, W = torch.cat(Hs), torch.cat(Fs), torch.cat(Ws)
-        if check:
-            check_targets(H, F, W, snr_db=snr_db, rtol=rtol, names=names)
+        H, F, W = torch.cat(Hs), torch.cat([f.to(Hs[0].dtype) for f in Fs]), torch.cat([w.to(Hs[0].dtype) for w in Ws])
+        sel = torch.tensor(stored, dtype=torch.bool)
+        if check and bool(sel.any()):  # the stored targets (computed ones are SVD targets by construction)
+            idx = sel.nonzero().flatten()
+            try:
+                check_targets(H[idx], F[idx], W[idx], snr_db=snr_db, rtol=rtol, names=[names[i] for i in idx.tolist()])
+            except ChannelDataError as e:
+                raise ChannelDataError(f"{e} [variables '{h_key}', '{f_key}', '{w_key}']") from None
         self.files = files
         self.names = names
         self.batch = ChannelBatch(H=H.to(dtype), Fopt=F.to(dtype), Wopt=W.to(dtype))

@@ -13,6 +13,7 @@ Thesis layout per sample: H [Nr, Nt, K], Fopt_final [Nt, Ns, K], Wopt_final [Nr,
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Dict, Union
 
@@ -153,23 +154,30 @@ def _to_matlab(batch) -> Dict[str, np.ndarray]:
     def perm(t):
         return t.detach().cpu().resolve_conj().numpy().transpose(2, 3, 1, 0)
 
-    return {"H": perm(batch.H), "Fopt": perm(batch.Fopt), "Wopt": perm(batch.Wopt)}
+    out = {"H": perm(batch.H)}
+    if batch.Fopt is not None:  # a batch drawn with_targets=False holds H only
+        out["Fopt"], out["Wopt"] = perm(batch.Fopt), perm(batch.Wopt)
+    return out
 
 
 def save_mat(path: PathLike, batch, format: str = "v7", per_sample: bool = False, h_key: str = "H",
-             f_key: str = "Fopt_final", w_key: str = "Wopt_final") -> None:
+             f_key: str = "Fopt_final", w_key: str = "Wopt_final", overwrite: bool = False) -> None:
     """Export a ChannelBatch (or any object with H [n, K, Nr, Nt], Fopt [n, K, Nt, Ns],
-    Wopt [n, K, Nr, Ns]) in the thesis layout.
+    Wopt [n, K, Nr, Ns]; Fopt = Wopt = None writes H only) in the thesis layout.
 
     per_sample=False: one file ``path`` holding H [Nr, Nt, K, n], Fopt_final [Nt, Ns, K, n],
     Wopt_final [Nr, Ns, K, n] (sample axis last). per_sample=True: ``path`` is a directory
-    (created) of files sample_000000.mat, ... each holding one sample [Nr, Nt, K] etc.
+    (created) of files sample_000000.mat, ... each holding one sample [Nr, Nt, K] etc.; a
+    directory that already holds .mat files is refused (they would mix with the new samples
+    when read back) unless overwrite=True, which deletes its sample_*.mat files first.
     Trailing singleton dims are dropped as MATLAB would. format: "v7" (scipy.io.savemat, v5
     binary) or "v7.3" (HDF5, see write_mat_v73). The readers here (MatChannelDataset) load both.
     """
     if format not in ("v7", "v7.3"):
         raise ValueError(f"save_mat: format must be 'v7' or 'v7.3', got {format!r}")
     path = os.fspath(path)
+    if len({h_key, f_key, w_key}) < 3:
+        raise ValueError(f"save_mat: h_key, f_key and w_key must differ, got {h_key!r}, {f_key!r}, {w_key!r}")
     m = _to_matlab(batch)
     keys = {"H": h_key, "Fopt": f_key, "Wopt": w_key}
 
@@ -186,6 +194,17 @@ def save_mat(path: PathLike, batch, format: str = "v7", per_sample: bool = False
         write(path, m)
         return
     os.makedirs(path, exist_ok=True)
+    old = sorted(f for f in os.listdir(path) if f.lower().endswith(".mat"))
+    if old:
+        stale = [f for f in old if re.fullmatch(r"sample_\d+\.mat", f)]
+        if not overwrite or len(stale) < len(old):
+            raise FileExistsError(
+                f"save_mat: {path} already holds {len(old)} .mat file(s) ({old[0]}, ...), which MatChannelDataset would "
+                f"read together with the new samples; " + ("pass overwrite=True to delete its sample_*.mat files first"
+                                                           if not overwrite else "only sample_*.mat files are deleted "
+                                                           "by overwrite=True; move the others away"))
+        for f in stale:
+            os.remove(os.path.join(path, f))
     n = m["H"].shape[-1]
     width = max(6, len(str(max(n - 1, 0))))
     for i in range(n):

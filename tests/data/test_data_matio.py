@@ -250,3 +250,58 @@ def test_check_targets(batch):
         check_targets(batch.H, swapped, batch.Wopt, names=["f.mat"] * 4)
     with pytest.raises(ChannelDataError, match="need H"):
         check_targets(batch.H[0, 0], batch.Fopt, batch.Wopt)
+
+
+@pytest.mark.parametrize("fmt", ["v7", "v7.3"])
+def test_targets_are_optional(tmp_path, batch, fmt):
+    # H only (save_mat writes a batch drawn without targets): the SVD targets of H are computed.
+    h_only = generate_channels(4, SMALL, seed=0, with_targets=False)
+    p = tmp_path / "h.mat"
+    save_mat(p, h_only, format=fmt)
+    assert set(load_mat(p)) == {"H"}
+    ds = MatChannelDataset(p, ns=2)
+    assert ds.computed_targets == [str(p)] and torch.equal(ds.batch.H, batch.H)
+    check_targets(ds.batch.H, ds.batch.Fopt, ds.batch.Wopt)  # SVD targets
+    torch.testing.assert_close((ds.batch.Fopt.mH @ batch.Fopt).abs(), (batch.Fopt.mH @ batch.Fopt).abs(), rtol=1e-4, atol=1e-4)
+    # stored targets are ignored with f_key = w_key = None
+    q = tmp_path / "both.mat"
+    save_mat(q, batch, format=fmt)
+    assert MatChannelDataset(q, f_key=None, w_key=None).computed_targets == [str(q)]
+    assert MatChannelDataset(q).computed_targets == []
+    with pytest.raises(ChannelDataError, match=msg(p, "ns=7", "min(Nr=6, Nt=12)")):
+        MatChannelDataset(p, ns=7)
+    with pytest.raises(ValueError, match="both be names or both None"):
+        MatChannelDataset(q, w_key=None)
+
+
+def test_dataset_dtype_must_be_complex(tmp_path, batch):
+    p = tmp_path / "a.mat"
+    save_mat(p, batch)
+    with pytest.raises(TypeError, match="complex64 or torch.complex128, got torch.float32"):
+        MatChannelDataset(p, dtype=torch.float32)
+    assert MatChannelDataset(p, dtype=torch.complex128).batch.H.dtype == torch.complex128
+
+
+def test_per_sample_export_refuses_a_directory_with_mat_files(tmp_path, batch):
+    d = tmp_path / "dir"
+    save_mat(d, batch, per_sample=True)
+    with pytest.raises(FileExistsError, match="already holds 4 .mat file"):
+        save_mat(d, batch[0:2], per_sample=True)
+    save_mat(d, batch[0:2], per_sample=True, overwrite=True)  # the old sample_*.mat files go first
+    assert len(MatChannelDataset(d)) == 2
+    (d / "other.mat").write_bytes((d / "sample_000000.mat").read_bytes())
+    with pytest.raises(FileExistsError, match="move the others away"):
+        save_mat(d, batch[0:2], per_sample=True, overwrite=True)
+    with pytest.raises(ValueError, match="must differ"):
+        save_mat(tmp_path / "x.mat", batch, f_key="H")
+
+
+def test_rank_deficient_stored_combiner_names_file_and_subcarrier(tmp_path, batch):
+    d = tmp_path / "dir"
+    save_mat(d, batch, per_sample=True)
+    f = d / "sample_000001.mat"
+    m = scipy.io.loadmat(f)
+    m["Wopt_final"][:, 1, 2] = m["Wopt_final"][:, 0, 2]  # two equal columns at subcarrier 2
+    scipy.io.savemat(f, {k: v for k, v in m.items() if not k.startswith("__")})
+    with pytest.raises(ChannelDataError, match=msg(f, "subcarrier 2", "linearly dependent", "'Wopt_final'")):
+        MatChannelDataset(d)

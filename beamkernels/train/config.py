@@ -92,6 +92,24 @@ def parse_model_config(items: list[str]) -> dict:
     return out
 
 
+def _parse_sweep(items) -> tuple:
+    """--sweep-db values: numbers, each item possibly a comma-separated list."""
+    if isinstance(items, str):
+        items = [items]
+    out = []
+    for item in items:
+        for s in str(item).split(","):
+            if not s.strip():
+                continue
+            try:
+                out.append(float(s))
+            except ValueError:
+                raise ValueError(f"--sweep-db: expected numbers (dB), got {s.strip()!r}") from None
+    if not out:
+        raise ValueError("--sweep-db: give at least one SNR")
+    return tuple(out)
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--model", default=d.model, help="zoo model name (see `beamkernels models`); default %(default)s")
@@ -111,7 +129,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process")
     p.add_argument("--val-samples", type=int, default=d.val_samples)
     p.add_argument("--snr-db", type=float, default=d.snr_db, help="SNR of validation and of the rate loss")
-    p.add_argument("--sweep-db", default=",".join(str(int(s)) for s in d.sweep_db), help="SNRs of the final report, comma-separated")
+    p.add_argument("--sweep-db", nargs="+", default=[",".join(str(int(s)) for s in d.sweep_db)], metavar="DB",
+                   help="SNRs of the final report: --sweep-db -10 0 10, or comma-separated as one value "
+                        "(--sweep-db=-10,0,10 when the list starts with a minus sign)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--out", default=d.out, help="output directory (checkpoints, report, plots)")
@@ -134,7 +154,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         model=a.model, model_config=mc, data=a.data, preset=a.preset, loss=a.loss, optimizer=a.optimizer,
         lr=a.lr, weight_decay=a.weight_decay, schedule=a.schedule, epochs=a.epochs,
         steps_per_epoch=a.steps_per_epoch, batch_size=a.batch_size, val_samples=a.val_samples,
-        snr_db=a.snr_db, sweep_db=tuple(float(s) for s in a.sweep_db.split(",") if s.strip()),
+        snr_db=a.snr_db, sweep_db=_parse_sweep(a.sweep_db),
         seed=a.seed, device=a.device, out=a.out, resume=a.resume, time_budget_min=a.time_budget_min,
         eval_batch_size=a.eval_batch_size, progress=not a.no_progress,
     )

@@ -71,6 +71,21 @@ def make_scheduler(cfg: TrainConfig, opt, total_steps: int):
     return None
 
 
+def _fast_forward(sched, cfg: TrainConfig, step: int, total_steps: int) -> None:
+    """Put a fresh scheduler (built for total_steps) at `step`, in closed form: the learning rate a
+    run planned for total_steps would have there."""
+    base = cfg.lr
+    if cfg.schedule == "cosine":
+        eta_min, t = cfg.lr * 0.01, min(step, max(1, total_steps))
+        lr = eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / max(1, total_steps))) / 2
+    else:  # step: x0.1 at each milestone passed
+        lr = base * 0.1 ** sum(step >= m for m in sched.milestones)
+    for group in sched.optimizer.param_groups:
+        group["lr"] = lr
+    sched.last_epoch = step
+    sched._last_lr = [lr for _ in sched.optimizer.param_groups]
+
+
 # ---- checkpoints: plain types and tensors only, so weights_only=True loads them ----
 def _rng_state(device: torch.device) -> dict:
     st = {"torch": torch.get_rng_state()}
@@ -155,9 +170,16 @@ def _train(cfg, rank, world, device, main, create, count_parameters) -> TrainRes
             raise ValueError(f"--resume: the checkpoint is of model {ck['config']['model']!r}, not {cfg.model!r}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("scheduler") is not None:
-            sched.load_state_dict(ck["scheduler"])
         epoch, epoch_step, step, best = ck["epoch"], ck["epoch_step"], ck["step"], ck["best_se"]
+        if sched is not None and ck.get("scheduler") is not None:
+            old_total = ck.get("total_steps", ck["config"]["epochs"] * steps_per_epoch)
+            if old_total == total_steps:
+                sched.load_state_dict(ck["scheduler"])
+            else:  # resumed with another --epochs: the schedule spans the new run, from this step on
+                _fast_forward(sched, cfg, step, total_steps)
+                if main:
+                    print(f"resume: the {cfg.schedule} schedule now spans {total_steps} steps (was {old_total}); "
+                          f"learning rate at step {step}: {opt.param_groups[0]['lr']:.3g}")
         history, train_seconds = ck["history"], ck["train_seconds"]
         _set_rng_state(ck["rng"], device)
         if main:
@@ -178,7 +200,7 @@ def _train(cfg, rank, world, device, main, create, count_parameters) -> TrainRes
         state = {
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict() if sched is not None else None,
-            "epoch": epoch, "epoch_step": epoch_step, "step": step, "best_se": best,
+            "epoch": epoch, "epoch_step": epoch_step, "step": step, "best_se": best, "total_steps": total_steps,
             "history": history, "train_seconds": train_seconds, "rng": _rng_state(device),
             "config": cfg.to_dict(), "model_config": {k: v for k, v in model_kw.items()},
         }
@@ -245,9 +267,16 @@ def _train(cfg, rank, world, device, main, create, count_parameters) -> TrainRes
         print(f"time budget of {cfg.time_budget_min:g} min reached at step {step}")
     evaluated = "last"
     best_path = os.path.join(cfg.out, "best.pt")
+    # Only this run's best (its validation SE is the best this run saw): not one an earlier run
+    # left in the same directory.
     if os.path.isfile(best_path):
-        model.load_state_dict(load_checkpoint(best_path, device)["model"])
-        evaluated = "best (by validation SE)"
+        ck_best = load_checkpoint(best_path, device) if math.isfinite(best) else {}
+        if ck_best.get("best_se") == best and ck_best["config"]["model"] == cfg.model:
+            model.load_state_dict(ck_best["model"])
+            evaluated = "best (by validation SE)"
+        else:
+            print(f"note: {best_path} is not this run's best checkpoint (left by an earlier run?): "
+                  "the report evaluates the last weights")
     test = source.test_set()
     table = se_table(model, test, cfg.sweep_db, cfg.eval_batch_size, source.dims["Ns"], source.has_paths)
     info = {

@@ -10,9 +10,12 @@ import torch
 
 from beamkernels.train.config import TrainConfig
 
-# Distinct seed streams: training batches, validation set, test (report) set.
-_VAL_STREAM = 1 << 40
-_TEST_STREAM = 1 << 41
+# Distinct seed streams: training batches (indices from 0), validation set, test (report) set.
+# torch's CPU generator keeps only the low 32 bits of a seed (its mt19937 takes a 32-bit seed), so
+# the streams are offsets within 32 bits, 2^30 apart: a run's training batches meet the validation
+# stream only after 2^30 steps. (Offsets of 2^40 and 2^41 once made all three streams one.)
+_VAL_STREAM = 1 << 30
+_TEST_STREAM = 2 << 30
 
 
 def channel_config(preset: str):
@@ -59,7 +62,7 @@ class GeneratorSource:
         self.has_paths = True
 
     def _seed(self, stream: int, index: int) -> int:
-        return (stream + self.cfg.seed * 1_000_003 + index) % (1 << 62)
+        return (stream + self.cfg.seed * 1_000_003 + index) % (1 << 32)
 
     def batch(self, epoch: int, step_in_epoch: int, global_step: int) -> Batch:
         # The rate loss is unsupervised: no SVD targets (the SVD is ~95 ms of a ~0.85 s U-Net step

@@ -217,3 +217,60 @@ def test_cli_keeps_the_heap_on_cpu_by_default(tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "heap kept between steps" in r.stdout
+
+
+def test_validation_test_and_training_streams_are_distinct():
+    # torch's CPU generator keeps 32 bits of a seed: streams offset above bit 32 were one stream.
+    from beamkernels.train.sources import GeneratorSource
+
+    cfg = _cfg(None, val_samples=4, batch_size=4, loss="mse")
+    src = GeneratorSource(cfg, 0, 1, torch.device("cpu"))
+    val, test, first = src.val_set()["H"], src.test_set()["H"], src.batch(0, 0, 0)["H"]
+    assert not torch.equal(val, test) and not torch.equal(val, first) and not torch.equal(test, first)
+    torch.testing.assert_close(src.val_set()["H"], val, rtol=0, atol=0)  # still seeded
+
+
+def test_seeds_differing_above_32_bits_give_different_channels():
+    from beamkernels.data import generate_channels
+
+    a = generate_channels(1, seed=0, with_targets=False).H
+    assert not torch.equal(generate_channels(1, seed=1 << 40, with_targets=False).H, a)
+    torch.testing.assert_close(generate_channels(1, seed=0, with_targets=False).H, a, rtol=0, atol=0)
+
+
+def test_report_ignores_a_best_checkpoint_left_by_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(_cfg(out, epochs=1, seed=1))
+    # A fresh run in the same directory, stopped before its first validation: no best of its own.
+    r = train(_cfg(out, epochs=1, seed=2, time_budget_min=1e-9))
+    assert r.report["info"]["evaluated_checkpoint"] == "last"
+    assert "not this run's best checkpoint" in capsys.readouterr().out
+
+
+def test_resume_with_more_epochs_stretches_the_schedule(tmp_path, capsys):
+    import math
+
+    train(_cfg(tmp_path, epochs=2, steps_per_epoch=2))  # cosine over 4 steps: at its floor at the end
+    r = train(_cfg(tmp_path, epochs=4, steps_per_epoch=2, resume="auto"))
+    assert r.step == 8
+    assert "schedule now spans 8 steps (was 4)" in capsys.readouterr().out
+    lrs = load_checkpoint(str(tmp_path / "last.pt"), torch.device("cpu"))["history"]["lr"]
+    # per-epoch learning rates of a run planned for 8 steps from step 4 on: cos at 6/8 and 8/8
+    lr, floor = 1e-3, 1e-5
+    want = [floor + (lr - floor) * (1 + math.cos(math.pi * t / 8)) / 2 for t in (6, 8)]
+    torch.testing.assert_close(torch.tensor(lrs[2:]), torch.tensor(want), rtol=1e-6, atol=1e-9)
+    assert lrs[3] < lrs[2]  # annealing down, not climbing back up
+
+
+def test_sweep_accepts_negative_snrs(tmp_path):
+    import argparse
+
+    from beamkernels.train.config import add_train_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    assert config_from_args(p.parse_args(["--sweep-db", "-10", "0", "10"])).sweep_db == (-10.0, 0.0, 10.0)
+    assert config_from_args(p.parse_args(["--sweep-db=-10,0,10"])).sweep_db == (-10.0, 0.0, 10.0)
+    assert config_from_args(p.parse_args(["--sweep-db", "0,5"])).sweep_db == (0.0, 5.0)
+    with pytest.raises(ValueError, match="expected numbers"):
+        config_from_args(p.parse_args(["--sweep-db", "ten"]))

@@ -456,40 +456,56 @@ def complex_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = No
     if backend == "cpu" and tuple(weight.shape[2:]) == stride and padding == (0, 0) and output_padding == (0, 0) \
             and dilation == (1, 1) and groups == 1:
         return _bias_activation(_transposed_tiles(x, weight), bias, activation, activation_bias)
-    if backend in ("cpu", "cuda") and output_padding[1] < stride[1]:
+    # Under torch.compile the stride-1 rewrite (our conv op, opaque to Inductor) instead: Inductor's
+    # layout choices for a real transposed conv fed by a planar copy broke with dynamic shapes
+    # (a backward stride assertion; before that, a symbolic-shape TypeError on an interleaved view).
+    if backend in ("cpu", "cuda") and output_padding[1] < stride[1] and not torch.compiler.is_compiling():
         y = _transposed_block_real(x, weight, stride, padding, output_padding, groups, dilation)
         return _bias_activation(y, bias, activation, activation_bias)
     x_conv, w_conv = _transposed_as_conv(x, weight, stride, padding, output_padding, groups, dilation)
     return _conv2d_dispatch(op, x_conv, w_conv, bias, (1, 1), (0, 0), dilation, groups, activation, activation_bias)
 
 
-def _transposed_real_weight(weight: Tensor, dil_w: int) -> Tensor:
+def _transposed_real_weight(weight: Tensor, dil_w: int, groups: int) -> Tensor:
     """Complex transposed-conv weight [C_in, C_out / g, kh, kw] -> the real one of
-    _transposed_block_real, [2 C_in, C_out / g, kh, 2 d_w (kw - 1) + 2]: input channel 2c (Re x_c)
-    has the taps (Wr, Wi) at columns 2 d_w j + {0, 1} (output Re, Im), channel 2c + 1 (Im x_c)
-    the taps (-Wi, Wr); zeros between the taps for d_w > 1."""
+    _transposed_block_real, [2 C_in, C_out / g, kh, 2 d_w (kw - 1) + 2], input channels in the
+    planar order of _planar_by_group: the channel of Re x_c has the taps (Wr, Wi) at columns
+    2 d_w j + {0, 1} (output Re, Im), the channel of Im x_c the taps (-Wi, Wr); zeros between the
+    taps for d_w > 1."""
     wr, wi = weight.real, weight.imag
-    w = torch.stack([torch.stack([wr, wi], -1), torch.stack([-wi, wr], -1)], 1)  # [C_in, 2, C_out/g, kh, kw, 2]
+    w = torch.stack([torch.stack([wr, wi], -1), torch.stack([-wi, wr], -1)], 0)  # [2, C_in, C_out/g, kh, kw, 2]
     cin, cg, kh, kw = weight.shape
+    # (part, group, c) -> (group, part, c): the planar channels of each group stay in that group
+    w = w.reshape(2, groups, cin // groups, cg, kh, kw, 2).transpose(0, 1)
     if dil_w == 1:
         return w.reshape(2 * cin, cg, kh, 2 * kw)
     big = torch.stack([w] + [torch.zeros_like(w)] * (dil_w - 1), -2)  # [..., kw, d_w, 2]
     return big.reshape(2 * cin, cg, kh, 2 * kw * dil_w)[..., :2 * dil_w * (kw - 1) + 2]
 
 
+def _planar_by_group(x: Tensor, groups: int) -> Tensor:
+    """Complex [N, C, H, W] -> real [N, 2C, H, W]: per group, the Re planes of its channels, then
+    their Im planes (x.real / x.imag: works on conjugate views and any memory format)."""
+    re, im, cg = x.real, x.imag, x.shape[1] // groups
+    return torch.cat([p[:, g * cg:(g + 1) * cg] for g in range(groups) for p in (re, im)], 1)
+
+
 def _transposed_block_real(x: Tensor, weight: Tensor, stride, padding, output_padding, groups: int,
                            dilation) -> Tensor:
     """conv_transpose2d as ONE real transposed conv (ATen: oneDNN / cuDNN) whose output is y's
     interleaved real view [N, C_out, Ho, 2 Wo], so y needs no layout copy and no zero insertion:
-    input x in planar form [N, 2 C_in, H, W] (channel 2c + q = part q of x_c; one copy of the small
-    input), stride (s_h, 2 s_w), padding (p_h, 2 p_w), output_padding (op_h, 2 op_w), dilation
-    (d_h, 1) with the width taps of _transposed_real_weight. Needs 2 op_w < 2 s_w (the caller falls
-    back to the stride-1 rewrite otherwise). Autograd differentiates the real transposed conv."""
-    n, c, h, w = x.shape
-    xp = torch.view_as_real(x).permute(0, 1, 4, 2, 3).reshape(n, 2 * c, h, w)
-    yr = TF.conv_transpose2d(xp, _transposed_real_weight(weight, dilation[1]), None, (stride[0], 2 * stride[1]),
-                             (padding[0], 2 * padding[1]), (output_padding[0], 2 * output_padding[1]), groups,
-                             (dilation[0], 1))
+    input x in planar form [N, 2 C_in, H, W] (_planar_by_group; one copy of the small input),
+    stride (s_h, 2 s_w), padding (p_h, 2 p_w), output_padding (op_h, 2 op_w), dilation (d_h, 1)
+    with the width taps of _transposed_real_weight. Needs 2 op_w < 2 s_w (the caller falls back to
+    the stride-1 rewrite otherwise). Autograd differentiates the real transposed conv. (The planar
+    input is built from x.real / x.imag, not an interleaved view_as_real permute: that refused
+    conjugate views, and torch.compile's Inductor failed on it under dynamic shapes.)"""
+    n = x.shape[0]
+    yr = TF.conv_transpose2d(_planar_by_group(x, groups), _transposed_real_weight(weight, dilation[1], groups), None,
+                             (stride[0], 2 * stride[1]), (padding[0], 2 * padding[1]),
+                             (output_padding[0], 2 * output_padding[1]), groups, (dilation[0], 1))
+    # oneDNN may return yr channels-last (a channels-last x): y's interleaved view needs it contiguous
+    yr = yr.contiguous()
     return torch.view_as_complex(yr.view(n, yr.shape[1], yr.shape[2], yr.shape[3] // 2, 2))
 
 

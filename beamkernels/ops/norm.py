@@ -234,7 +234,7 @@ def _check_bn_args(x, running_mean, running_var, weight, bias, training, momentu
         check_real_param(weight, x, op, "weight", (c, 3))
     if bias is not None:
         check_real_param(bias, x, op, "bias", (c, 2))
-    if not (isinstance(eps, (int, float)) and eps >= 0 and math.isfinite(eps)):
+    if not (isinstance(eps, (int, float)) and 0 <= eps < math.inf):  # (no math.isfinite: it breaks dynamic-shape tracing)
         raise ValueError(f"beamkernels.{op}: eps must be a finite float >= 0, got {eps!r}")
     if not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
         raise ValueError(f"beamkernels.{op}: momentum must be a float in [0, 1], got {momentum!r}")
@@ -313,7 +313,7 @@ def complex_layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None
         check_real_param(weight, x, op, "weight", normalized_shape + (3,))
     if bias is not None:
         check_real_param(bias, x, op, "bias", normalized_shape + (2,))
-    if not (isinstance(eps, (int, float)) and eps >= 0 and math.isfinite(eps)):
+    if not (isinstance(eps, (int, float)) and 0 <= eps < math.inf):  # (no math.isfinite: it breaks dynamic-shape tracing)
         raise ValueError(f"beamkernels.{op}: eps must be a finite float >= 0, got {eps!r}")
     backend = resolve(op, x.device, implemented=IMPLEMENTED)
     if backend == "reference":

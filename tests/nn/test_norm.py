@@ -171,6 +171,20 @@ def test_layers_compile_fullgraph(backend, device):
     assert_close(model[0].weight.grad, ref_model[0].weight.grad, rtol=1e-3, atol=1e-3)
 
 
+def test_layers_compile_dynamic_shapes(backend, device):
+    # dynamic=True traces eps as a symbolic float: the ops' eps check must not call math.isfinite.
+    skip_compile_if_interpreted(backend)
+    torch._dynamo.reset()
+    model = torch.nn.Sequential(bnn.ComplexBatchNorm2d(3, device=device), bnn.ComplexLayerNorm(5, device=device))
+    with beamkernels.use_backend(backend):
+        compiled = torch.compile(model, fullgraph=True, dynamic=True,
+                                 backend="aot_eager" if device.type == "cpu" else "inductor")
+        for shape in [(4, 3, 2, 5), (6, 3, 3, 5)]:
+            x = _data(*shape).to(device)
+            assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+    torch._dynamo.reset()
+
+
 def test_cpu_kernel_is_deterministic():
     if "cpu" not in beamkernels.available_backends():
         pytest.skip("extension not built")

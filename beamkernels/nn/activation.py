@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import functional as F
+from beamkernels.nn._dtype import RealStateFollowsDtype
 
 
 class CReLU(nn.Module):
@@ -29,7 +30,7 @@ class Cardioid(nn.Module):
         return F.cardioid(x)
 
 
-class ModReLU(nn.Module):
+class ModReLU(RealStateFollowsDtype, nn.Module):
     """modReLU, ``relu(|z| + b) z / |z|`` with a learnable real bias per channel (dim 1).
 
     Args:

@@ -7,6 +7,7 @@ import torch.nn.functional as TF
 from torch import Tensor, nn
 
 from beamkernels import functional as F
+from beamkernels.nn._dtype import RealStateFollowsDtype
 from beamkernels.nn import init as cinit
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -17,7 +18,7 @@ def _ntuple(v, n):
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
 
 
-class _ComplexConvNd(nn.Module):
+class _ComplexConvNd(RealStateFollowsDtype, nn.Module):
     """Shared parameters of the complex conv layers.
 
     Parameters: ``weight`` (complex, torch's conv weight shape, so a state_dict of

@@ -7,11 +7,12 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import functional as F
+from beamkernels.nn._dtype import RealStateFollowsDtype
 from beamkernels.nn.init import complex_kaiming_
 from beamkernels.ops.layers import check_dropout_p
 
 
-class ComplexLinear(nn.Module):
+class ComplexLinear(RealStateFollowsDtype, nn.Module):
     """``y = x W^T + b`` with complex W [out_features, in_features] and b [out_features].
 
     Init: complex He (Rayleigh modulus, sigma = 1/sqrt(in_features), uniform phase); bias 0.

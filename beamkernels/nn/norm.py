@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import functional as F
+from beamkernels.nn._dtype import RealStateFollowsDtype
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -41,7 +42,7 @@ def _register_bn_state(m: nn.Module, affine: bool, track_running_stats: bool, we
         m.register_buffer("num_batches_tracked", None)
 
 
-class _ComplexBatchNorm(nn.Module):
+class _ComplexBatchNorm(RealStateFollowsDtype, nn.Module):
     """Whitening batch-norm (Trabelsi et al. 2018, sec. 3.5); see complex_batch_norm.
 
     Args mirror torch.nn.BatchNorm2d: num_features (C), eps (added to the covariance diagonal),
@@ -121,7 +122,7 @@ class ComplexBatchNorm2d(_ComplexBatchNorm):
     _layout = "[N, C, H, W]"
 
 
-class ComplexLayerNorm(nn.Module):
+class ComplexLayerNorm(RealStateFollowsDtype, nn.Module):
     """Per-sample whitening over the trailing ``normalized_shape`` dims (never batch-dependent),
     then a symmetric 2x2 affine and a complex shift per element of normalized_shape
     (weight [*normalized_shape, 3] = (g_rr, g_ri, g_ii), init (1/sqrt 2, 0, 1/sqrt 2);
@@ -158,7 +159,7 @@ class ComplexLayerNorm(nn.Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
-class NaiveComplexBatchNorm2d(nn.Module):
+class NaiveComplexBatchNorm2d(RealStateFollowsDtype, nn.Module):
     """Two independent real BatchNorm2d on Re and Im (no whitening), for comparison only.
 
     weight/bias/running_mean/running_var are real [C, 2] (column 0: real part, 1: imaginary)."""

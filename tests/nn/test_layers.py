@@ -80,3 +80,36 @@ def test_upsample_layer_and_sequential():
     assert out.shape == (2, 5) and out.dtype == torch.complex64
     out.abs().sum().backward()
     assert net[3].weight.grad is not None
+
+
+@pytest.mark.parametrize("convert", ["to_complex128", "double", "round_trip"])
+def test_model_dtype_conversion(convert):
+    # Layers with real tensors next to complex ones (norm statistics, modReLU biases): .to(complex128)
+    # keeps the real ones real (float64), .double() takes the complex ones to complex128; the
+    # converted model runs and matches the model built in complex128.
+    torch.manual_seed(0)
+
+    def build(dtype):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            bnn.ComplexConv2d(2, 3, 3, padding=1, activation="modrelu", dtype=dtype), bnn.ComplexBatchNorm2d(3, dtype=dtype),
+            bnn.ModReLU(3, dtype=dtype), bnn.ComplexConv2d(3, 3, 1, dtype=dtype), bnn.ComplexLayerNorm(4, dtype=dtype))
+
+    m = build(torch.complex64)
+    if convert == "to_complex128":
+        m = m.to(torch.complex128)
+    elif convert == "double":
+        m = m.double()
+    else:
+        m = m.to(torch.complex128).float()
+    want = torch.complex64 if convert == "round_trip" else torch.complex128
+    for name, t in list(m.named_parameters()) + list(m.named_buffers()):
+        if t.is_floating_point() or t.is_complex():
+            assert t.dtype in (want, want.to_real()), name
+            assert t.is_complex() == ("0.weight" == name or "0.bias" == name or "3.weight" == name or "3.bias" == name), name
+    x = crandn(2, 2, 4, 4).to(want)
+    y = m(x)
+    assert y.dtype == want
+    ref_model = build(want)
+    ref_model.load_state_dict(build(torch.complex64).to(want).state_dict())
+    assert_close(y, ref_model(x), rtol=1e-5, atol=1e-5)

@@ -92,9 +92,13 @@ class _ComplexConvNd(RealStateFollowsDtype, nn.Module):
             x = TF.pad(x, pad, mode=self.padding_mode)
         return x, 0
 
+    def _unbatched(self, x: Tensor) -> bool:
+        """torch.nn's conv layers also take one sample without the batch dim ([C, *spatial])."""
+        return isinstance(x, Tensor) and x.dim() == len(self.kernel_size) + 1
+
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding not in ((0,) * len(self.kernel_size), "valid"):
+        if self.padding != (0,) * len(self.kernel_size):
             s += f", padding={self.padding}"
         if self.dilation != (1,) * len(self.dilation):
             s += f", dilation={self.dilation}"
@@ -122,6 +126,8 @@ class ComplexConv1d(_ComplexConvNd):
                          padding_mode, False, 0, activation, activation_bias_init, init, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._unbatched(x):
+            return self.forward(x.unsqueeze(0)).squeeze(0)
         x, padding = self._pad_input(x)
         return F.complex_conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
                                 self.activation, self.activation_bias)
@@ -142,6 +148,8 @@ class ComplexConv2d(_ComplexConvNd):
                          padding_mode, False, 0, activation, activation_bias_init, init, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._unbatched(x):
+            return self.forward(x.unsqueeze(0)).squeeze(0)
         x, padding = self._pad_input(x)
         return F.complex_conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
                                 self.activation, self.activation_bias)
@@ -159,6 +167,31 @@ class ComplexConvTranspose2d(_ComplexConvNd):
         super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, True, output_padding, activation, activation_bias_init, init, device, dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.complex_conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                          self.groups, self.dilation, self.activation, self.activation_bias)
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        """``output_size`` (as torch.nn.ConvTranspose2d): the wanted output's (H, W), or its full
+        size; it picks the output_padding (which stride alone leaves ambiguous)."""
+        if self._unbatched(x):
+            return self.forward(x.unsqueeze(0), output_size).squeeze(0)
+        return F.complex_conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                          self._output_padding(x, output_size), self.groups, self.dilation,
+                                          self.activation, self.activation_bias)
+
+    def _output_padding(self, x: Tensor, output_size) -> tuple:
+        if output_size is None:
+            return self.output_padding
+        size = [int(v) for v in output_size]
+        if len(size) in (3, 4):  # torch also takes [N, C, H, W] or [C, H, W]
+            size = size[-2:]
+        if len(size) != 2:
+            raise ValueError(f"ComplexConvTranspose2d: output_size must be (H, W) or the full output size, got "
+                             f"{list(output_size)}")
+        pad = []
+        for d in range(2):
+            lo = ((x.shape[2 + d] - 1) * self.stride[d] - 2 * self.padding[d]
+                  + self.dilation[d] * (self.kernel_size[d] - 1) + 1)
+            hi = lo + self.stride[d] - 1
+            if not lo <= size[d] <= hi:
+                raise ValueError(f"ComplexConvTranspose2d: output_size {list(output_size)} is not reachable from an input "
+                                 f"of size {list(x.shape[2:])}: dim {d} must be in [{lo}, {hi}], got {size[d]}")
+            pad.append(size[d] - lo)
+        return tuple(pad)

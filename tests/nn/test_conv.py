@@ -138,3 +138,25 @@ def test_complex128_layers():
     assert layer.weight.dtype == torch.complex128 and layer.activation_bias.dtype == torch.float64
     y = layer(crandn(2, 2, 8, dtype=torch.complex128))
     assert y.shape == (2, 3, 6) and y.dtype == torch.complex128
+
+
+def test_unbatched_input_output_size_and_repr():
+    # torch.nn parity: one sample without the batch dim, ConvTranspose2d's output_size, repr of 'valid'.
+    torch.manual_seed(0)
+    for ours, theirs, x in [
+        (bnn.ComplexConv2d(2, 3, 3, padding=1), torch.nn.Conv2d(2, 3, 3, padding=1, dtype=torch.complex64),
+         crandn(2, 5, 6)),
+        (bnn.ComplexConv1d(2, 3, 3), torch.nn.Conv1d(2, 3, 3, dtype=torch.complex64), crandn(2, 7)),
+        (bnn.ComplexConvTranspose2d(2, 3, 3, stride=2, padding=1), torch.nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1,
+                                                                                             dtype=torch.complex64),
+         crandn(2, 4, 5)),
+    ]:
+        theirs.load_state_dict(ours.state_dict())
+        assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    up, tup = ours, theirs
+    x = crandn(1, 2, 4, 5)
+    for size in [(8, 10), (7, 9), [1, 3, 8, 9]]:
+        assert_close(up(x, output_size=size), tup(x, output_size=size), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"dim 0 must be in \[7, 8\], got 9"):
+        up(x, output_size=(9, 9))
+    assert "padding=valid" in repr(bnn.ComplexConv2d(2, 3, 3, padding="valid"))

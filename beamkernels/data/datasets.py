@@ -177,7 +177,8 @@ class MatChannelDataset(torch.utils.data.Dataset):
                              f"got {f_key!r} and {w_key!r}")
         path = os.fspath(path)
         if os.path.isdir(path):
-            files = sorted((f for f in os.listdir(path) if f.lower().endswith(".mat")), key=_natural_key)
+            # natural order; names with the same numbers (s1.mat, s01.mat) by name, not by listdir's order
+            files = sorted((f for f in os.listdir(path) if f.lower().endswith(".mat")), key=lambda f: (_natural_key(f), f))
             if not files:
                 raise ChannelDataError(f"{path}: directory contains no .mat files")
             files = [os.path.join(path, f) for f in files]
@@ -190,6 +191,9 @@ class MatChannelDataset(torch.utils.data.Dataset):
             d = load_mat(fp)
             H = _to_samples(_variable(d, h_key, "H", fp), h_key, "H", fp, sample_axis)
             N, K, Nr, Nt = H.shape
+            if 0 in H.shape:
+                raise ChannelDataError(f"{fp}: variable '{h_key}' is empty (MATLAB-order shape {list(d[h_key].shape)}: "
+                                       f"{N} samples, K={K}, Nr={Nr}, Nt={Nt})")
             has = [k is not None and k in d for k in (f_key, w_key)]
             if has[0] != has[1]:
                 miss, there = (f_key, w_key) if not has[0] else (w_key, f_key)
@@ -238,6 +242,11 @@ class MatChannelDataset(torch.utils.data.Dataset):
         self.files = files
         self.names = names
         self.batch = ChannelBatch(H=H.to(dtype), Fopt=F.to(dtype), Wopt=W.to(dtype))
+        for role, t in (("H", self.batch.H), ("Fopt", self.batch.Fopt), ("Wopt", self.batch.Wopt)):
+            if not bool(torch.isfinite(torch.view_as_real(t)).all()):  # finite in the file, not in dtype
+                i = int((~torch.isfinite(torch.view_as_real(t))).flatten(1).any(1).nonzero()[0])
+                raise ChannelDataError(f"{names[i]}: {role} overflows {dtype} (finite in the file); load it with "
+                                       f"dtype=torch.complex128")
 
     def __len__(self) -> int:
         return len(self.batch)

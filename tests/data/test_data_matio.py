@@ -305,3 +305,19 @@ def test_rank_deficient_stored_combiner_names_file_and_subcarrier(tmp_path, batc
     scipy.io.savemat(f, {k: v for k, v in m.items() if not k.startswith("__")})
     with pytest.raises(ChannelDataError, match=msg(f, "subcarrier 2", "linearly dependent", "'Wopt_final'")):
         MatChannelDataset(d)
+
+
+def test_empty_and_overflowing_data_and_name_order(tmp_path, one):
+    p = tmp_path / "empty.mat"
+    scipy.io.savemat(p, {"H": np.zeros((6, 12, 3, 0), np.complex64)})
+    with pytest.raises(ChannelDataError, match=msg(p, "'H' is empty", "0 samples")):
+        MatChannelDataset(p)
+    big = tmp_path / "big.mat"
+    write(big, one, H=one.H.numpy().transpose(1, 2, 0).astype(np.complex128) * 1e300)
+    with pytest.raises(ChannelDataError, match=msg(big, "H overflows torch.complex64", "complex128")):
+        MatChannelDataset(big, check=False)
+    d = tmp_path / "dir"
+    d.mkdir()
+    for name in ("s2.mat", "s1.mat", "s01.mat"):
+        write(d / name, one)
+    assert [os.path.basename(f) for f in MatChannelDataset(d).files] == ["s01.mat", "s1.mat", "s2.mat"]

@@ -15,6 +15,12 @@ ACTIVATIONS = ("modrelu", "crelu", "zrelu", "cardioid")
 COMBINERS = ("head", "matched")
 
 
+def check_streams(K: int, Nr: int, Nt: int, Ns: int, name: str) -> None:
+    """Ns streams need Ns <= min(Nr, Nt): no precoder / combiner has more independent columns."""
+    if min(K, Nr, Nt, Ns) < 1 or Ns > min(Nr, Nt):
+        raise ValueError(f"{name}: need K, Nr, Nt, Ns >= 1 and Ns <= min(Nr, Nt); got K={K}, Nr={Nr}, Nt={Nt}, Ns={Ns}")
+
+
 def check_combiner(name: str) -> str:
     if name not in COMBINERS:
         raise ValueError(f"combiner must be one of {', '.join(COMBINERS)}; got {name!r}")

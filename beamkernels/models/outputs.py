@@ -16,27 +16,59 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-_EPS = 1e-12
+def _unit_columns(X: Tensor) -> Tensor:
+    """The first Ns unit vectors of C^N, shaped like X [..., N, Ns] (a fixed full-rank fallback)."""
+    return torch.eye(X.shape[-2], X.shape[-1], dtype=X.dtype, device=X.device).expand(X.shape)
 
 
-def normalize_precoder(F: Tensor, eps: float = _EPS) -> Tensor:
-    """F [..., Nt, Ns] scaled so that ||F||_F^2 = Ns for every leading index (subcarrier)."""
+def normalize_precoder(F: Tensor) -> Tensor:
+    """F [..., Nt, Ns] scaled so that ||F||_F^2 = Ns for every leading index (subcarrier).
+    Scale-invariant (F is first divided by its largest modulus, so F of any magnitude, e.g. from
+    unnormalized channels ~1e-8, meets the constraint); F = 0 becomes the first Ns unit vectors."""
     ns = F.shape[-1]
-    power = F.abs().square().sum(dim=(-2, -1), keepdim=True)
-    return F * torch.rsqrt(power.clamp_min(eps) / ns).to(F.dtype)
+    big = F.abs().amax(dim=(-2, -1), keepdim=True)
+    tiny = torch.finfo(big.dtype).tiny
+    Fs = F / big.clamp_min(tiny).to(F.dtype)
+    power = Fs.abs().square().sum(dim=(-2, -1), keepdim=True)  # in [1, Nt Ns] unless F = 0
+    out = Fs * torch.rsqrt(power.clamp_min(tiny) / ns).to(F.dtype)
+    return torch.where(power > 0, out, _unit_columns(F))
 
 
-def normalize_columns(W: Tensor, eps: float = _EPS) -> Tensor:
-    """W [..., N, Ns] with every column scaled to unit Euclidean norm."""
-    norm = W.abs().square().sum(dim=-2, keepdim=True)
-    return W * torch.rsqrt(norm.clamp_min(eps)).to(W.dtype)
+def normalize_columns(W: Tensor) -> Tensor:
+    """W [..., N, Ns] with every column scaled to unit Euclidean norm (scale-invariant as
+    normalize_precoder; a zero column becomes the unit vector of its index)."""
+    big = W.abs().amax(dim=-2, keepdim=True)
+    tiny = torch.finfo(big.dtype).tiny
+    Ws = W / big.clamp_min(tiny).to(W.dtype)
+    norm = Ws.abs().square().sum(dim=-2, keepdim=True)
+    out = Ws * torch.rsqrt(norm.clamp_min(tiny)).to(W.dtype)
+    return torch.where(norm > 0, out, _unit_columns(W))
+
+
+def orthonormal_basis(X: Tensor) -> Tensor:
+    """Orthonormal basis (reduced QR) of the column space of X [..., N, Ns], Ns <= N.
+
+    Where X is (numerically) rank-deficient (a zero subcarrier of H, a rank-1 channel), QR's
+    backward divides by R's vanishing diagonal and one such subcarrier made every gradient of the
+    batch NaN; there X is first nudged by a small multiple of the first Ns unit vectors
+    (sqrt(eps) of ||X||_F; the unit vectors themselves when X = 0), which keeps the part of the
+    column space X has. Full-rank X is left exactly as it is."""
+    n, ns = X.shape[-2], X.shape[-1]
+    if ns > n:
+        raise ValueError(f"orthonormal_basis: {ns} columns have no orthonormal basis in C^{n} (Ns must be <= {n})")
+    with torch.no_grad():
+        d = torch.linalg.qr(X).R.diagonal(dim1=-2, dim2=-1).abs().amin(-1)  # [...]
+        scale = X.abs().square().sum(dim=(-2, -1)).sqrt()
+        rtol = torch.finfo(scale.dtype).eps ** 0.5
+        nudge = torch.where(scale > 0, rtol * scale, torch.ones_like(scale))
+        nudge = torch.where(d <= rtol * scale, nudge, torch.zeros_like(nudge))
+    return torch.linalg.qr(X + nudge[..., None, None].to(X.dtype) * _unit_columns(X)).Q
 
 
 def matched_combiner(H: Tensor, F: Tensor) -> Tensor:
-    """W [..., Nr, Ns]: orthonormal basis (QR) of the column space of H F (H [..., Nr, Nt],
-    F [..., Nt, Ns]). Equivalent to: ``torch.linalg.qr(H @ F).Q`` (unit columns)."""
-    Q, _ = torch.linalg.qr(H @ F)
-    return Q
+    """W [..., Nr, Ns]: orthonormal basis (QR, orthonormal_basis) of the column space of H F
+    (H [..., Nr, Nt], F [..., Nt, Ns]). Equivalent to: ``torch.linalg.qr(H @ F).Q`` (unit columns)."""
+    return orthonormal_basis(H @ F)
 
 
 def split_outputs(F: Tensor, W: Tensor) -> tuple[Tensor, Tensor]:

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import nn as bnn
-from beamkernels.models._common import (ConvBNAct, DenseHeads, check_activation, check_combiner, check_input, finish,
-                                        make_activation)
+from beamkernels.models._common import (ConvBNAct, DenseHeads, check_activation, check_combiner, check_input,
+                                        check_streams, finish, make_activation)
 from beamkernels.models.registry import register
 
 
@@ -46,6 +46,7 @@ class ComplexResNet(nn.Module):
                  blocks: int = 1, hidden: int = 512, activation: str = "modrelu", combiner: str = "head",
                  device=None, dtype=None):
         super().__init__()
+        check_streams(K, Nr, Nt, Ns, type(self).__name__)
         check_activation(activation)
         self.combiner = check_combiner(combiner)
         self.K, self.Nr, self.Nt, self.Ns = K, Nr, Nt, Ns

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import nn as bnn
-from beamkernels.models._common import ConvBNAct, check_activation, check_combiner, check_input, finish
+from beamkernels.models._common import ConvBNAct, check_activation, check_combiner, check_input, check_streams, finish
 from beamkernels.models.registry import register
 
 
@@ -84,6 +84,7 @@ class ComplexUNet(nn.Module):
     def __init__(self, K: int = 5, Nr: int = 36, Nt: int = 144, Ns: int = 2, width: int = 16,
                  depth: int = 3, activation: str = "modrelu", combiner: str = "head", device=None, dtype=None):
         super().__init__()
+        check_streams(K, Nr, Nt, Ns, type(self).__name__)
         check_activation(activation)
         self.combiner = check_combiner(combiner)
         if depth < 1:

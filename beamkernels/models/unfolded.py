@@ -15,23 +15,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from beamkernels.models._common import check_combiner, check_input, finish
+from beamkernels.models._common import check_combiner, check_input, check_streams, finish
+from beamkernels.models.outputs import orthonormal_basis
 from beamkernels.models.registry import register
 from beamkernels.models.thesis import ThesisComplexCNN
-
-_EPS = 1e-12
+from beamkernels.nn._dtype import RealStateFollowsDtype
 
 
 def orthonormalize(X: Tensor) -> Tensor:
-    """Orthonormal basis of the columns of X [..., N, Ns] (reduced QR; differentiable for full
-    column rank). Only span(X) matters to the rate with a matched combiner, and an orthonormal
-    basis gives the Ns streams equal power, as the SVD precoder does."""
-    return torch.linalg.qr(X).Q
+    """Orthonormal basis of the columns of X [..., N, Ns] (reduced QR, outputs.orthonormal_basis:
+    differentiable also where X is rank-deficient). Only span(X) matters to the rate with a
+    matched combiner, and an orthonormal basis gives the Ns streams equal power, as the SVD
+    precoder does."""
+    return orthonormal_basis(X)
 
 
 @register("complex-unfolded",
           "Complex CNN initial F + T unrolled subspace-iteration layers (deep unfolding); W = matched combiner")
-class ComplexUnfolded(nn.Module):
+class ComplexUnfolded(RealStateFollowsDtype, nn.Module):
     """A complex CNN's precoder refined by T unrolled subspace-iteration layers.
 
     Input: H [B, K, Nr, Nt] complex (K as channels).
@@ -63,6 +64,7 @@ class ComplexUnfolded(nn.Module):
                  hidden: int = 256, iterations: int = 3, activation: str = "modrelu", combiner: str = "matched",
                  device=None, dtype=None):
         super().__init__()
+        check_streams(K, Nr, Nt, Ns, type(self).__name__)
         if check_combiner(combiner) != "matched":
             raise ValueError(f"complex-unfolded: combiner must be 'matched' (the unrolled layers refine F only; "
                              f"there is no W head); got {combiner!r}")
@@ -82,7 +84,10 @@ class ComplexUnfolded(nn.Module):
         if self.iterations:
             # H_k / ||H_k||_F, so G_k = Hs^H Hs has unit trace; G_k F is applied as Hs^H (Hs F)
             # ([Nr, Nt] products, never the Nt x Nt Gram matrix).
-            Hs = H * torch.rsqrt(H.abs().square().sum(dim=(-2, -1), keepdim=True).clamp_min(_EPS)).to(H.dtype)
+            # (scale-invariant: H first divided by its largest modulus, so channels ~1e-8 work too)
+            tiny = torch.finfo(H.real.dtype).tiny
+            Hs = H / H.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(tiny).to(H.dtype)
+            Hs = Hs * torch.rsqrt(Hs.abs().square().sum(dim=(-2, -1), keepdim=True).clamp_min(tiny)).to(H.dtype)
             for t in range(self.iterations):
                 F = orthonormalize(self.a[t] * (Hs.mH @ (Hs @ F)) + self.b[t] * F)
         return finish(H, F, None)

@@ -192,3 +192,55 @@ def test_unfolded_bad_config_errors():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="iterations must be an int >= 0"):
             zoo.create("complex-unfolded", iterations=bad)
+
+
+def _rate_loss_grads(model, H):
+    from beamkernels.losses import neg_rate_loss
+
+    F, W = model(H)
+    loss = neg_rate_loss(H, F, W, 10.0)
+    model.zero_grad()
+    loss.backward()
+    return F, W, [p.grad for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rank_deficient_channels_keep_gradients_finite(name):
+    # A zero subcarrier, and an exactly rank-1 channel: QR of H F (matched combiner) and of the
+    # unfolded layers' iterates is rank-deficient there; its backward once made every gradient NaN.
+    combiner = {} if name in ("complex-unfolded", "thesis-real-encoder") else {"combiner": "matched"}
+    model = zoo.create(name, **TINY[name], **combiner)
+    torch.manual_seed(0)
+    H = _H()
+    H[0, 2] = 0
+    H[1, 1] = torch.outer(torch.randn(Nr, dtype=torch.complex64), torch.randn(Nt, dtype=torch.complex64))
+    F, W, grads = _rate_loss_grads(model, H)
+    assert grads and all(torch.isfinite(torch.view_as_real(g) if g.is_complex() else g).all() for g in grads)
+    assert torch.isfinite(torch.view_as_real(W)).all()
+    cols = W.abs().square().sum(dim=-2)
+    torch.testing.assert_close(cols, torch.ones_like(cols), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("scale", [1e-8, 0.0])
+def test_power_constraint_holds_at_any_channel_scale(name, scale):
+    # Unnormalized channels (~1e-8 amplitude from path loss) and H = 0: F still meets ||F_k||^2 = Ns.
+    model = zoo.create(name, **TINY[name]).eval()
+    F, W = model(scale * _H())
+    power = F.abs().square().sum(dim=(-2, -1))
+    torch.testing.assert_close(power, torch.full_like(power, Ns), rtol=1e-4, atol=1e-4)
+    cols = W.abs().square().sum(dim=-2)
+    torch.testing.assert_close(cols, torch.ones_like(cols), rtol=1e-4, atol=1e-4)
+
+
+def test_more_streams_than_antennas_is_a_clear_error():
+    for name in NAMES:
+        with pytest.raises(ValueError, match=r"Ns <= min\(Nr, Nt\); got K=2, Nr=4, Nt=32, Ns=6"):
+            zoo.create(name, K=2, Nr=4, Nt=32, Ns=6, width=2)
+
+
+def test_unfolded_model_converts_its_scalars_too():
+    m = zoo.create("complex-unfolded", **TINY["complex-unfolded"]).double()
+    assert {p.dtype for p in m.parameters() if p.is_complex()} == {torch.complex128}
+    m = m.float()
+    assert {p.dtype for p in m.parameters() if p.is_complex()} == {torch.complex64}

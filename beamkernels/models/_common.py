@@ -21,6 +21,12 @@ def check_streams(K: int, Nr: int, Nt: int, Ns: int, name: str) -> None:
         raise ValueError(f"{name}: need K, Nr, Nt, Ns >= 1 and Ns <= min(Nr, Nt); got K={K}, Nr={Nr}, Nt={Nt}, Ns={Ns}")
 
 
+def check_poolable(Nr: int, Nt: int, pools: int, name: str) -> None:
+    """Nr x Nt must survive `pools` 2x2 max-pools (each map side >= 2^pools)."""
+    if min(Nr, Nt) < 2**pools:
+        raise ValueError(f"{name}: its {pools} 2x2 pools need Nr, Nt >= {2**pools}; got Nr={Nr}, Nt={Nt}")
+
+
 def check_combiner(name: str) -> str:
     if name not in COMBINERS:
         raise ValueError(f"combiner must be one of {', '.join(COMBINERS)}; got {name!r}")

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import nn as bnn
-from beamkernels.models._common import (DenseHeads, check_activation, check_combiner, check_input, check_streams, finish,
-                                        make_activation)
+from beamkernels.models._common import (DenseHeads, check_activation, check_combiner, check_input, check_poolable,
+                                        check_streams, finish, make_activation)
 from beamkernels.models.outputs import matched_combiner, normalize_precoder
 from beamkernels.models.registry import register
 
@@ -74,6 +74,7 @@ class ThesisRealEncoder(nn.Module):
                  negative_slope: float = 0.01, device=None, dtype=None):
         super().__init__()
         check_streams(K, Nr, Nt, Ns, type(self).__name__)
+        check_poolable(Nr, Nt, 3, type(self).__name__)
         self.K, self.Nr, self.Nt, self.Ns = K, Nr, Nt, Ns
         real = (dtype or torch.complex64).to_real()
         kw = dict(device=device, dtype=real)
@@ -119,6 +120,7 @@ class ThesisComplexCNN(nn.Module):
                  hidden: int = 1024, activation: str = "modrelu", combiner: str = "head", device=None, dtype=None):
         super().__init__()
         check_streams(K, Nr, Nt, Ns, type(self).__name__)
+        check_poolable(Nr, Nt, 3, type(self).__name__)
         check_activation(activation)
         self.combiner = check_combiner(combiner)
         self.K, self.Nr, self.Nt, self.Ns = K, Nr, Nt, Ns

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels import nn as bnn
-from beamkernels.models._common import ConvBNAct, check_activation, check_combiner, check_input, check_streams, finish
+from beamkernels.models._common import (ConvBNAct, check_activation, check_combiner, check_input, check_poolable,
+                                        check_streams, finish)
 from beamkernels.models.registry import register
 
 
@@ -89,6 +90,7 @@ class ComplexUNet(nn.Module):
         self.combiner = check_combiner(combiner)
         if depth < 1:
             raise ValueError(f"complex-unet: depth must be >= 1, got {depth}")
+        check_poolable(Nr, Nt, depth, "complex-unet")
         self.K, self.Nr, self.Nt, self.Ns = K, Nr, Nt, Ns
         kw = dict(device=device, dtype=dtype or torch.complex64)
         chans = [width * 2**i for i in range(depth + 1)]

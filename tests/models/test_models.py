@@ -244,3 +244,10 @@ def test_unfolded_model_converts_its_scalars_too():
     assert {p.dtype for p in m.parameters() if p.is_complex()} == {torch.complex128}
     m = m.float()
     assert {p.dtype for p in m.parameters() if p.is_complex()} == {torch.complex64}
+
+
+def test_maps_too_small_for_the_pools_are_a_clear_error():
+    for name in ("thesis-real-encoder", "thesis-complex-cnn", "complex-unfolded", "complex-unet"):
+        with pytest.raises(ValueError, match=r"2x2 pools need Nr, Nt >= 8; got Nr=4, Nt=32"):
+            zoo.create(name, K=2, Nr=4, Nt=32, Ns=2, width=2)
+    zoo.create("complex-unet", K=2, Nr=4, Nt=32, Ns=2, width=2, depth=2)  # 2 pools fit

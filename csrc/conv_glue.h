@@ -29,6 +29,9 @@ inline Geometry check_conv(const char* op, const at::Tensor& x, const at::Tensor
                 " dilation=", dilation);
   }
   Geometry g{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), weight.size(2), weight.size(3), 0, 0};
+  // (0 % groups == 0 would let zero channels through to kernels that index a channel)
+  TORCH_CHECK(g.cin > 0 && g.cout > 0, "beamkernels.", op, ": x and weight need at least one channel, got ", g.cin,
+              " input channels (x.shape[1]) and ", g.cout, " output channels (weight.shape[0])");
   TORCH_CHECK(groups >= 1 && g.cin % groups == 0 && g.cout % groups == 0, "beamkernels.", op, ": groups=", groups,
               " must divide both the input channels (", g.cin, ") and the output channels (", g.cout, ")");
   TORCH_CHECK(weight.size(1) * groups == g.cin, "beamkernels.", op, ": x has ", g.cin, " channels but weight.shape[1] * groups = ",

@@ -101,6 +101,9 @@ def _prepare_conv(op: str, x: Tensor, weight: Tensor, bias, stride, padding, dil
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"beamkernels.{op}: argument 'groups' must be a positive int, got {groups!r}")
     cin, cout = x.shape[1], weight.shape[0]
+    if cin == 0 or cout == 0:  # (0 % groups == 0: zero channels would pass the checks below)
+        raise ValueError(f"beamkernels.{op}: x and weight need at least one channel, got {cin} input channels "
+                         f"(x.shape[1]) and {cout} output channels (weight.shape[0])")
     if cin % groups or cout % groups:
         raise ValueError(f"beamkernels.{op}: groups={groups} must divide both the input channels ({cin}) and the "
                          f"output channels (weight.shape[0] = {cout})")
@@ -433,6 +436,9 @@ def complex_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = No
     if cin % groups:
         raise ValueError(f"beamkernels.{op}: groups={groups} must divide the input channels ({cin})")
     cout = weight.shape[1] * groups
+    if cin == 0 or cout == 0:
+        raise ValueError(f"beamkernels.{op}: x and weight need at least one channel, got {cin} input channels "
+                         f"(x.shape[1]) and {cout} output channels (weight.shape[1] * groups)")
     if bias is not None and tuple(bias.shape) != (cout,):
         raise ValueError(f"beamkernels.{op}: argument 'bias' must have shape [{cout}], got {list(bias.shape)}")
     stride = _tuple(stride, 2, op, "stride", 1)

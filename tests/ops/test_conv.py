@@ -726,6 +726,13 @@ def test_bad_input(backend, device):
         run_on(backend, F.complex_conv_transpose2d, x, crandn(6, 4, 3, 3, device=device))
     with pytest.raises(ValueError, match=r"output_padding must be smaller than stride or dilation"):
         run_on(backend, F.complex_conv_transpose2d, x, crandn(4, 3, 3, 3, device=device), output_padding=1)
+    # zero channels pass every "divides" check (0 % groups == 0); the CPU kernel once segfaulted
+    with pytest.raises(ValueError, match=r"need at least one channel, got 0 input channels"):
+        call(crandn(1, 0, 3, 4, device=device), crandn(2, 0, 3, 3, device=device), padding=1)
+    with pytest.raises(ValueError, match=r"need at least one channel, got 4 input channels .* and 0 output"):
+        call(x, crandn(0, 4, 3, 3, device=device), padding=1)
+    with pytest.raises(ValueError, match=r"need at least one channel"):
+        run_on(backend, F.complex_conv_transpose2d, x, crandn(4, 0, 3, 3, device=device))
 
 
 def test_compiled_op_errors_directly():
@@ -742,6 +749,8 @@ def test_compiled_op_errors_directly():
         op(x, w, None, [1, 1], [0, 0], [1, 1], 1, 3, None)
     with pytest.raises(RuntimeError, match="kernel is bigger than the padded input"):
         op(crandn(2, 4, 2, 2), w, None, [1, 1], [0, 0], [1, 1], 1, 0, None)
+    with pytest.raises(RuntimeError, match="need at least one channel, got 0 input channels"):
+        op(crandn(1, 0, 3, 4), crandn(2, 0, 3, 3), None, [1, 1], [1, 1], [1, 1], 1, 0, None)
 
 
 @pytest.mark.parametrize("k", [3, 1])

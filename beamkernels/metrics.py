@@ -270,10 +270,10 @@ def omp_combiner(Wopt: torch.Tensor, Ar: torch.Tensor, n_rf: int, H: Optional[to
     return RF, BB
 
 
-def omp_rate(batch_H: torch.Tensor, Fopt: torch.Tensor, At: torch.Tensor, Ar: torch.Tensor, n_rf: int,
+def omp_rate(H: torch.Tensor, Fopt: torch.Tensor, At: torch.Tensor, Ar: torch.Tensor, n_rf: int,
              snr_db: float, reduce: str = "mean") -> torch.Tensor:
     """Spectral efficiency of the OMP hybrid precoder (Alg. 1) with the OMP MMSE combiner (Alg. 2)."""
     F_RF, F_BB = omp_precoder(Fopt, At, n_rf)
     F = F_RF.unsqueeze(-3) @ F_BB
-    W_RF, W_BB = omp_combiner(None, Ar, n_rf, H=batch_H, F=F, snr_db=snr_db)
-    return spectral_efficiency(batch_H, F, W_RF.unsqueeze(-3) @ W_BB, snr_db, reduce=reduce)
+    W_RF, W_BB = omp_combiner(None, Ar, n_rf, H=H, F=F, snr_db=snr_db)
+    return spectral_efficiency(H, F, W_RF.unsqueeze(-3) @ W_BB, snr_db, reduce=reduce)

@@ -129,7 +129,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process")
     p.add_argument("--val-samples", type=int, default=d.val_samples)
     p.add_argument("--snr-db", type=float, default=d.snr_db, help="SNR of validation and of the rate loss")
-    p.add_argument("--sweep-db", nargs="+", default=[",".join(str(int(s)) for s in d.sweep_db)], metavar="DB",
+    p.add_argument("--sweep-db", nargs="+", default=[int(s) if float(s).is_integer() else s for s in d.sweep_db], metavar="DB",
                    help="SNRs of the final report: --sweep-db -10 0 10, or comma-separated as one value "
                         "(--sweep-db=-10,0,10 when the list starts with a minus sign)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -140,7 +140,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-steady-heap", action="store_true",
-                   help="on the CPU, leave glibc's allocator as it is (default: keep freed memory in the heap, "
+                   help="on the CPU, leave glibc's allocator as it is (without it, freed memory stays in the heap, "
                         "beamkernels.train.steady_heap: no page faults on every step's activations)")
 
 

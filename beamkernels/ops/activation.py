@@ -18,6 +18,7 @@ from beamkernels import reference as ref
 from beamkernels._backend import resolve
 from beamkernels._checks import check_complex, check_min_dim, check_real_param
 from beamkernels.ops import _triton
+from beamkernels.ops._autograd import recording, reference_vjp
 
 UNARY = ("crelu", "zrelu", "cardioid")
 NAMES = UNARY + ("modrelu",)
@@ -48,6 +49,8 @@ def register_compiled_activations(namespace: str = "beamkernels") -> None:
 
         def _backward(ctx, grad):
             (x,) = ctx.saved_tensors
+            if recording():  # double backward: through the reference (see ops/_autograd.py)
+                return reference_vjp(getattr(ref, name), [x], [True], grad)[0]
             return backward_op(grad, x)
 
         torch.library.register_autograd(f"{namespace}::{name}", _backward, setup_context=_setup)
@@ -68,6 +71,8 @@ def register_compiled_activations(namespace: str = "beamkernels") -> None:
 
     def _modrelu_backward(ctx, grad):
         x, bias = ctx.saved_tensors
+        if recording():
+            return tuple(reference_vjp(ref.modrelu, [x, bias], ctx.needs_input_grad, grad))
         return tuple(ops.modrelu_backward(grad, x, bias))
 
     torch.library.register_autograd(f"{namespace}::modrelu", _modrelu_backward, setup_context=_modrelu_setup)
@@ -160,6 +165,8 @@ if _triton.ENABLED:
 
         def _backward(ctx, grad):
             (x,) = ctx.saved_tensors
+            if recording():
+                return reference_vjp(getattr(ref, name), [x], [True], grad)[0]
             return backward_op(grad, x)
 
         torch.library.register_autograd(f"beamkernels::triton_{name}", _backward, setup_context=_setup)
@@ -172,6 +179,8 @@ if _triton.ENABLED:
 
     def _triton_modrelu_backward(ctx, grad):
         x, bias = ctx.saved_tensors
+        if recording():
+            return tuple(reference_vjp(ref.modrelu, [x, bias], ctx.needs_input_grad, grad))
         return tuple(torch.ops.beamkernels.triton_modrelu_backward(grad, x, bias))
 
     torch.library.register_autograd(

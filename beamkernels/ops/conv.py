@@ -23,10 +23,12 @@ from beamkernels import reference as ref
 from beamkernels._backend import conv_tf32_enabled, resolve
 from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype
 from beamkernels.ops import _triton
+from beamkernels.ops._autograd import recording, reference_vjp
 from beamkernels.ops import activation as act_ops
 
 # Activation codes shared with csrc/activation.h (enum Activation) and kernels/triton/activation.py.
 ACT_CODES = {None: 0, "crelu": 1, "zrelu": 2, "modrelu": 3, "cardioid": 4}
+_ACT_NAMES = {code: name for name, code in ACT_CODES.items()}
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -317,6 +319,14 @@ def _register_conv_autograd(prefix: str, namespace: str = "beamkernels") -> None
         if grad is None:
             return (None,) * len(ctx.needs_input_grad)
         need = ctx.needs_input_grad
+        if recording():  # double backward: through the reference (see ops/_autograd.py)
+            act = _ACT_NAMES[activation]
+            gx, gw, gb, gab = reference_vjp(
+                lambda x, w, b, ab: ref.complex_conv2d(x, w, b, tuple(stride), tuple(padding), tuple(dilation), groups,
+                                                       act, ab),
+                [x, weight, bias, activation_bias], [need[0], need[1], need[2], need[8]], grad)
+            grads = (gx, gw, gb, None, None, None, None, None, gab)
+            return grads + (None,) * (len(need) - len(grads))
         mask = [need[0], need[1], bias is not None and need[2], activation_bias is not None and need[8]]
         gx, gw, gb, gab = backward_op(grad, x, weight, bias, saved, stride, padding, dilation, groups, activation,
                                       activation_bias, mask)

@@ -25,8 +25,9 @@ from beamkernels import _ext
 from beamkernels import reference as ref
 from beamkernels._backend import resolve
 from beamkernels._checks import check_complex, check_min_dim, check_real_param
-from beamkernels.reference.norm import layer_norm_affine
+from beamkernels.reference.norm import batch_stats, layer_norm_affine, whiten_affine
 from beamkernels.ops import _triton
+from beamkernels.ops._autograd import recording, reference_vjp
 
 BN_OP = "complex_batch_norm"
 IMPLEMENTED: tuple[str, ...] = ("reference", "cpu", "cuda", "triton")
@@ -47,6 +48,16 @@ def _register_autograd(name: str, backward_op) -> None:
 
     def _backward(ctx, gy, _gm, _gc):
         x, mean, cov, weight = ctx.saved_tensors
+        if recording():  # double backward: through the reference (see ops/_autograd.py)
+            def y_of(x, w):  # the batch statistics are recomputed (differentiably) in training
+                m, c = batch_stats(x) if ctx.training else (mean, cov)
+                return whiten_affine(x, m, c, w, None, ctx.eps)
+
+            need = ctx.needs_input_grad
+            gx, gw = reference_vjp(y_of, [x, weight], [need[0], need[3]], gy)
+            dims = [0] + list(range(2, gy.dim()))  # d/d(bias_r, bias_i) of y + (bias_r + i bias_i)
+            gb = torch.stack([gy.real.sum(dims), gy.imag.sum(dims)], -1) if ctx.has_bias and need[4] else None
+            return gx, None, None, gw, gb, None
         gx, gw, gb = backward_op(gy, x, mean, cov, weight, ctx.training, ctx.eps)
         return gx, None, None, gw if ctx.has_weight else None, gb if ctx.has_bias else None, None
 

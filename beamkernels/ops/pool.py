@@ -21,6 +21,7 @@ from beamkernels import reference as ref
 from beamkernels._backend import resolve
 from beamkernels._checks import check_complex
 from beamkernels.ops import _triton
+from beamkernels.ops._autograd import recording
 from beamkernels.reference.pool import pool_output_size
 
 _MAXPOOL = "complex_max_pool2d"
@@ -52,6 +53,10 @@ def _register_autograd(prefix: str, namespace: str = "beamkernels") -> None:
 
     def _backward(ctx, grad, _grad_indices):
         (indices,) = ctx.saved_tensors
+        if recording():  # double backward: the same scatter in differentiable torch ops (ops/_autograd.py)
+            n, c = grad.shape[:2]
+            gx = grad.new_zeros(n, c, ctx.hw[0] * ctx.hw[1]).scatter_add(2, indices.flatten(2), grad.flatten(2))
+            return gx.view(n, c, ctx.hw[0], ctx.hw[1]), None, None, None, None, None
         return backward_op(grad, indices, ctx.hw[0], ctx.hw[1]), None, None, None, None, None
 
     torch.library.register_autograd(f"{namespace}::{prefix}{_MAXPOOL}", _backward, setup_context=_setup)

@@ -44,8 +44,8 @@ class _ComplexConvNd(RealStateFollowsDtype, nn.Module):
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         if transposed and padding_mode != "zeros":
             raise ValueError(f"{name}: only padding_mode='zeros' is supported for transposed convolutions")
-        if isinstance(padding, str) and padding_mode != "zeros":
-            raise ValueError(f"{name}: padding={padding!r} needs padding_mode='zeros'")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"{name}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
         if activation not in (None, "crelu", "zrelu", "modrelu", "cardioid"):
             raise ValueError(f"{name}: activation must be None, 'crelu', 'zrelu', 'modrelu' or 'cardioid', "
                              f"got {activation!r}")
@@ -55,6 +55,9 @@ class _ComplexConvNd(RealStateFollowsDtype, nn.Module):
         self.kernel_size = _ntuple(kernel_size, nd)
         self.stride = _ntuple(stride, nd)
         self.padding = padding if isinstance(padding, str) else _ntuple(padding, nd)
+        if padding == "same" and any(st != 1 for st in self.stride):
+            raise ValueError(f"{name}: padding='same' is not supported for strided convolutions (as in torch), "
+                             f"got stride={self.stride}")
         self.dilation = _ntuple(dilation, nd)
         self.output_padding = _ntuple(output_padding, nd)
         self.groups, self.padding_mode, self.transposed = groups, padding_mode, transposed
@@ -80,11 +83,16 @@ class _ComplexConvNd(RealStateFollowsDtype, nn.Module):
 
     def _pad_input(self, x: Tensor) -> tuple[Tensor, object]:
         """For padding_mode != 'zeros': pad x with that mode and convolve with padding 0 (as torch)."""
-        if self.padding_mode == "zeros":
+        if self.padding_mode == "zeros" or self.padding == "valid":
             return x, self.padding
+        if self.padding == "same":  # as torch: total d (k - 1) per dim, the odd one on the right
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            sides = [(t // 2, t - t // 2) for t in totals]
+        else:
+            sides = [(p, p) for p in self.padding]
         pad = []
-        for p in reversed(self.padding):
-            pad += [p, p]
+        for lo, hi in reversed(sides):
+            pad += [lo, hi]
         if self.padding_mode == "reflect" or self.padding_mode == "replicate":
             # torch's reflect/replicate pad has no complex kernel: pad both parts.
             x = torch.complex(TF.pad(x.real, pad, mode=self.padding_mode), TF.pad(x.imag, pad, mode=self.padding_mode))

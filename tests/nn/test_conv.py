@@ -160,3 +160,23 @@ def test_unbatched_input_output_size_and_repr():
     with pytest.raises(ValueError, match=r"dim 0 must be in \[7, 8\], got 9"):
         up(x, output_size=(9, 9))
     assert "padding=valid" in repr(bnn.ComplexConv2d(2, 3, 3, padding="valid"))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_string_padding_with_padding_modes(mode, padding):
+    # As torch.nn.Conv2d: 'same' pads d (k - 1) per dim in that mode, the odd one on the right.
+    torch.manual_seed(0)
+    m = bnn.ComplexConv2d(2, 3, (4, 3), padding=padding, dilation=(1, 2), padding_mode=mode)
+    x = crandn(2, 2, 6, 7)
+    if padding == "same":
+        pad = [2, 2, 1, 2]  # (left, right) for W: total 2 * 2; (top, bottom) for H: total 3
+        xp = torch.complex(torch.nn.functional.pad(x.real, pad, mode=mode), torch.nn.functional.pad(x.imag, pad, mode=mode))
+    else:
+        xp = x
+    want = torch.nn.functional.conv2d(xp, m.weight, m.bias, dilation=(1, 2))
+    y = m(x)
+    assert y.shape == want.shape and (padding == "valid" or y.shape[2:] == x.shape[2:])
+    assert_close(y, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="not supported for strided convolutions"):
+        bnn.ComplexConv2d(2, 3, 3, stride=2, padding="same", padding_mode=mode)

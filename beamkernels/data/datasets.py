@@ -243,8 +243,9 @@ class MatChannelDataset(torch.utils.data.Dataset):
         self.names = names
         self.batch = ChannelBatch(H=H.to(dtype), Fopt=F.to(dtype), Wopt=W.to(dtype))
         for role, t in (("H", self.batch.H), ("Fopt", self.batch.Fopt), ("Wopt", self.batch.Wopt)):
-            if not bool(torch.isfinite(torch.view_as_real(t)).all()):  # finite in the file, not in dtype
-                i = int((~torch.isfinite(torch.view_as_real(t))).flatten(1).any(1).nonzero()[0])
+            bad = (~torch.isfinite(torch.view_as_real(t))).flatten(1).any(1)  # finite in the file, not in dtype
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0])
                 raise ChannelDataError(f"{names[i]}: {role} overflows {dtype} (finite in the file); load it with "
                                        f"dtype=torch.complex128")
 

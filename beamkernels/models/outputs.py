@@ -16,33 +16,34 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+
 def _unit_columns(X: Tensor) -> Tensor:
     """The first Ns unit vectors of C^N, shaped like X [..., N, Ns] (a fixed full-rank fallback)."""
     return torch.eye(X.shape[-2], X.shape[-1], dtype=X.dtype, device=X.device).expand(X.shape)
 
 
-def normalize_precoder(F: Tensor) -> Tensor:
-    """F [..., Nt, Ns] scaled so that ||F||_F^2 = Ns for every leading index (subcarrier).
-    Scale-invariant (F is first divided by its largest modulus, so F of any magnitude, e.g. from
-    unnormalized channels ~1e-8, meets the constraint); F = 0 becomes the first Ns unit vectors."""
-    ns = F.shape[-1]
-    big = F.abs().amax(dim=(-2, -1), keepdim=True)
+def scale_to_power(X: Tensor, dims, power: float, zero_to_unit: bool = True) -> Tensor:
+    """X scaled so that sum over ``dims`` of |X|^2 = ``power``, at any scale of X: X is first divided
+    by its largest modulus over ``dims`` (so X ~ 1e-8, from unnormalized channels, works too). An
+    all-zero X becomes the unit columns (zero_to_unit) or stays zero."""
+    big = X.abs().amax(dim=dims, keepdim=True)
     tiny = torch.finfo(big.dtype).tiny
-    Fs = F / big.clamp_min(tiny).to(F.dtype)
-    power = Fs.abs().square().sum(dim=(-2, -1), keepdim=True)  # in [1, Nt Ns] unless F = 0
-    out = Fs * torch.rsqrt(power.clamp_min(tiny) / ns).to(F.dtype)
-    return torch.where(power > 0, out, _unit_columns(F))
+    Xs = X / big.clamp_min(tiny).to(X.dtype)
+    p = Xs.abs().square().sum(dim=dims, keepdim=True)  # >= 1 unless X = 0
+    out = Xs * torch.rsqrt(p.clamp_min(tiny) / power).to(X.dtype)
+    return torch.where(p > 0, out, _unit_columns(X)) if zero_to_unit else out
+
+
+def normalize_precoder(F: Tensor) -> Tensor:
+    """F [..., Nt, Ns] scaled so that ||F||_F^2 = Ns for every leading index (subcarrier), at any
+    scale of F; F = 0 becomes the first Ns unit vectors."""
+    return scale_to_power(F, (-2, -1), F.shape[-1])
 
 
 def normalize_columns(W: Tensor) -> Tensor:
-    """W [..., N, Ns] with every column scaled to unit Euclidean norm (scale-invariant as
-    normalize_precoder; a zero column becomes the unit vector of its index)."""
-    big = W.abs().amax(dim=-2, keepdim=True)
-    tiny = torch.finfo(big.dtype).tiny
-    Ws = W / big.clamp_min(tiny).to(W.dtype)
-    norm = Ws.abs().square().sum(dim=-2, keepdim=True)
-    out = Ws * torch.rsqrt(norm.clamp_min(tiny)).to(W.dtype)
-    return torch.where(norm > 0, out, _unit_columns(W))
+    """W [..., N, Ns] with every column scaled to unit Euclidean norm, at any scale; a zero column
+    becomes the unit vector of its index."""
+    return scale_to_power(W, -2, 1.0)
 
 
 def orthonormal_basis(X: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from beamkernels.models._common import check_combiner, check_input, check_streams, finish
-from beamkernels.models.outputs import orthonormal_basis
+from beamkernels.models.outputs import orthonormal_basis, scale_to_power
 from beamkernels.models.registry import register
 from beamkernels.models.thesis import ThesisComplexCNN
 from beamkernels.nn._dtype import RealStateFollowsDtype
@@ -84,10 +84,7 @@ class ComplexUnfolded(RealStateFollowsDtype, nn.Module):
         if self.iterations:
             # H_k / ||H_k||_F, so G_k = Hs^H Hs has unit trace; G_k F is applied as Hs^H (Hs F)
             # ([Nr, Nt] products, never the Nt x Nt Gram matrix).
-            # (scale-invariant: H first divided by its largest modulus, so channels ~1e-8 work too)
-            tiny = torch.finfo(H.real.dtype).tiny
-            Hs = H / H.abs().amax(dim=(-2, -1), keepdim=True).clamp_min(tiny).to(H.dtype)
-            Hs = Hs * torch.rsqrt(Hs.abs().square().sum(dim=(-2, -1), keepdim=True).clamp_min(tiny)).to(H.dtype)
+            Hs = scale_to_power(H, (-2, -1), 1.0, zero_to_unit=False)  # (any scale of H: ~1e-8 too)
             for t in range(self.iterations):
                 F = orthonormalize(self.a[t] * (Hs.mH @ (Hs @ F)) + self.b[t] * F)
         return finish(H, F, None)

@@ -31,25 +31,38 @@ def _channel_view(b: Tensor, x: Tensor) -> Tensor:
     return b.reshape((1, -1) + (1,) * (x.dim() - 2))
 
 
-def _safe_abs(x: Tensor) -> tuple[Tensor, Tensor]:
-    """(|z| with 1 where z = 0, mask z != 0). sqrt is never taken at 0, so its backward
-    (1 / 2 sqrt) cannot produce inf * 0 = NaN in the masked-out branch."""
-    r2 = x.real * x.real + x.imag * x.imag
-    nonzero = r2 > 0
-    return torch.sqrt(torch.where(nonzero, r2, torch.ones_like(r2))), nonzero
+# z is scaled by an exact power of two (not learned, no gradient of its own) when max(|Re|, |Im|)
+# leaves [small, large], so that neither |z| nor its backward (1 / |z|^2 terms) under- or
+# overflows for tiny or huge z (csrc/activation.h to_polar does the same).
+_POLAR_SCALE = {  # dtype of the real parts: (small, large, up, down)
+    torch.float32: (2.0 ** -50, 2.0 ** 50, 2.0 ** 100, 2.0 ** -100),
+    torch.float64: (2.0 ** -450, 2.0 ** 450, 2.0 ** 600, 2.0 ** -600),
+}
+
+
+def _polar(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(u = z / |z| with 0 at z = 0, r = |z|, mask z != 0); no NaN in the backward."""
+    small, large, up, down = _POLAR_SCALE[x.real.dtype]
+    m = torch.maximum(x.real.abs(), x.imag.abs())
+    one = torch.ones_like(m)
+    scale = torch.where(m < small, one * up, torch.where(m > large, one * down, one))
+    xs = x * scale
+    nonzero = x != 0
+    rs = torch.where(nonzero, xs.abs(), torch.ones_like(m))
+    return xs / rs, rs / scale, nonzero
 
 
 def modrelu(x: Tensor, bias: Tensor) -> Tensor:
-    """relu(|z| + b) z / |z|, 0 at z = 0 (Arjovsky et al. 2016); b real, one per channel (dim 1)."""
+    """relu(|z| + b) z / |z| = (|z| + b) u = z + b u, 0 at z = 0 (Arjovsky et al. 2016);
+    b real, one per channel (dim 1)."""
     b = _channel_view(bias, x)
-    r, nonzero = _safe_abs(x)
+    u, r, nonzero = _polar(x)
     active = nonzero & (r + b > 0)
-    scale = torch.where(active, 1 + b / r, torch.zeros_like(r))
-    return x * scale
+    return torch.where(active, x + b * u, torch.zeros_like(x))
 
 
 def cardioid(x: Tensor) -> Tensor:
-    """0.5 (1 + Re z / |z|) z, 0 at z = 0 (Virtue et al. 2017); Re z / |z| = cos(arg z)."""
-    r, nonzero = _safe_abs(x)
-    cos = torch.where(nonzero, x.real / r, torch.zeros_like(r))
-    return 0.5 * (1 + cos) * x
+    """0.5 (1 + Re z / |z|) z = 0.5 (z + Re z u), 0 at z = 0 (Virtue et al. 2017);
+    Re z / |z| = cos(arg z)."""
+    u, _, _ = _polar(x)
+    return 0.5 * (x + x.real * u)

@@ -112,6 +112,55 @@ def test_defined_values_at_special_points():
     assert torch.allclose(ref.modrelu(z.reshape(5, 1), b)[1, 0], torch.tensor(3 + 0j, dtype=torch.complex128))
 
 
+# Magnitudes over the whole normal range of each dtype: |z|^2 underflows below 1e-19 (complex64)
+# and overflows above 1e19, so a kernel that forms a^2 + b^2 or 1 / |z|^3 directly gets zeros,
+# inf or NaN there (the kernels before 2026-12-03 did).
+_MAGNITUDES = {torch.complex64: [1e-30, 1e-22, 1e-20, 1e-15, 1e-6, 1.0, 1e6, 1e15, 1e20, 1e30],
+               torch.complex128: [1e-300, 1e-160, 1e-100, 1e-6, 1.0, 1e100, 1e160, 1e300]}
+
+
+@pytest.mark.parametrize("name", ["modrelu", "cardioid"])
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_tiny_and_huge_magnitudes(backend, device, name, dtype):
+    """modReLU and cardioid at |z| from 1e-30 to 1e30 (complex64; 1e-300 to 1e300 in complex128):
+    values, dL/dz and dL/db match the exact result (the reference in float64 arithmetic on the same
+    inputs) elementwise to a few ulp of the result's size, and nothing is inf or NaN."""
+    g = torch.Generator().manual_seed(0)
+    mags = torch.tensor(_MAGNITUDES[dtype], dtype=torch.float64)
+    phase = torch.rand(3, len(mags), generator=g, dtype=torch.float64) * 6.283185307179586
+    z = torch.polar(mags.expand(3, -1), phase)
+    z[:, 0] = torch.tensor([mags[0] + 0j, 1j * mags[0], -mags[0] + 0j])  # on the axes too
+    x = z.to(dtype).reshape(1, 3, -1).to(device).requires_grad_(True)
+    G = torch.randn(x.shape, generator=g, dtype=dtype).to(device)
+    # Biases of both signs, small against the largest |z| and large against the smallest.
+    b = torch.tensor([0.5, -1e-10, 0.0], dtype=x.real.dtype, device=device, requires_grad=True)
+    args = [x, b] if name == "modrelu" else [x]
+    y = run_on(backend, _call, name, *args)
+    grads = torch.autograd.grad(y, args, G)
+    # The exact answer: float64 (complex128) arithmetic is exact enough for complex64 inputs; for
+    # complex128 inputs the reference's own scaled polar form is the comparison.
+    exact_args = [t.detach().to(torch.complex128 if t.is_complex() else torch.float64).requires_grad_(True)
+                  for t in args]
+    y_ex = (ref.modrelu if name == "modrelu" else ref.cardioid)(*exact_args)
+    grads_ex = torch.autograd.grad(y_ex, exact_args, G.to(torch.complex128))
+    eps = torch.finfo(x.real.dtype).eps
+    for what, got, want in [("value", y, y_ex)] + [(f"grad {i}", a, e) for i, (a, e) in enumerate(zip(grads, grads_ex))]:
+        got = got.detach().to(want.dtype)
+        assert torch.isfinite(torch.view_as_real(got) if got.is_complex() else got).all(), f"{what}: inf/NaN ({backend})"
+        err = (got - want).abs()
+        # Per element, relative to the sizes the result is computed from (forward: |y| + |z| + |b|;
+        # cardioid's 1 + cos(arg z) and modReLU's |z| + b cancel near their zeros, inherently).
+        xa, ba, Ga = (t.detach().abs().to(torch.float64) for t in (x, b, G))
+        if what == "value":
+            scale = want.abs() + xa + (ba.reshape(1, -1, 1) if name == "modrelu" else 0.0)
+        elif what == "grad 0":  # |G| (1 + |b| / |z|): modReLU's tangential factor s = 1 + b / |z|
+            scale = want.abs() + Ga * (1 + (ba.reshape(1, -1, 1) / xa if name == "modrelu" else 0.0))
+        else:  # dL/db sums u . G over elements: relative to the sum of |G|
+            scale = Ga.sum(dim=(0, 2))
+        assert (err <= 16 * eps * scale + 1e-300).all(), (
+            f"{what} ({backend}, {dtype}): worst relative error {(err / (scale + 1e-300)).max().item():.3g}")
+
+
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("requires_grad", [False, True])
 @pytest.mark.parametrize("contiguous", [True, False])

@@ -15,6 +15,35 @@ NONE, CRELU, ZRELU, MODRELU, CARDIOID = 0, 1, 2, 3, 4
 CODES = {"crelu": CRELU, "zrelu": ZRELU, "modrelu": MODRELU, "cardioid": CARDIOID}
 
 
+# Polar form z = r u without underflow or overflow (csrc/activation.h to_polar): scale z by an
+# exact power of two `up` when max(|a|, |b|) leaves [2^-50, 2^50] (float32; [2^-450, 2^450]
+# for float64, whose constants are float64 literals), rs = r up, inv = 1 / rs; u = 0 at z = 0.
+_F32_SMALL = tl.constexpr(2.0 ** -50)
+_F32_LARGE = tl.constexpr(2.0 ** 50)
+_F32_UP = tl.constexpr(2.0 ** 100)
+_F32_DOWN = tl.constexpr(2.0 ** -100)
+_F64_SMALL = tl.constexpr(2.0 ** -450)
+_F64_LARGE = tl.constexpr(2.0 ** 450)
+_F64_UP = tl.constexpr(2.0 ** 600)
+_F64_DOWN = tl.constexpr(2.0 ** -600)
+
+
+@triton.jit
+def _polar(a, b):
+    """(u_a, u_b, inv, up, nonzero) of z = a + ib: u = z / |z|, inv = 1 / (|z| up)."""
+    m = tl.maximum(tl.abs(a), tl.abs(b))
+    if a.dtype == tl.float64:
+        up = tl.where(m < _F64_SMALL, _F64_UP, tl.where(m > _F64_LARGE, _F64_DOWN, 1.0))
+    else:
+        up = tl.where(m < _F32_SMALL, _F32_UP, tl.where(m > _F32_LARGE, _F32_DOWN, 1.0))
+    a_s = a * up
+    b_s = b * up
+    rs2 = a_s * a_s + b_s * b_s
+    nonzero = rs2 > 0.0
+    inv = 1.0 / tl.sqrt(tl.where(nonzero, rs2, 1.0))
+    return a_s * inv, b_s * inv, inv, up, nonzero
+
+
 @triton.jit
 def act_forward_math(a, b, bias, ACT: tl.constexpr):
     """Forward of one tile; shared with the fused conv epilogue."""
@@ -25,18 +54,15 @@ def act_forward_math(a, b, bias, ACT: tl.constexpr):
         keep = (a >= 0.0) & (b >= 0.0)
         ya = tl.where(keep, a, 0.0)
         yb = tl.where(keep, b, 0.0)
-    elif ACT == 3:  # modReLU: (1 + bias / r) z where r > 0 and r + bias > 0
-        r2 = a * a + b * b
-        r = tl.sqrt(tl.where(r2 > 0.0, r2, 1.0))
-        s = tl.where((r2 > 0.0) & (r + bias > 0.0), 1.0 + bias / r, 0.0)
-        ya = s * a
-        yb = s * b
-    elif ACT == 4:  # Cardioid: 0.5 (1 + a / r) z
-        r2 = a * a + b * b
-        r = tl.sqrt(tl.where(r2 > 0.0, r2, 1.0))
-        s = 0.5 * (1.0 + tl.where(r2 > 0.0, a / r, 0.0))
-        ya = s * a
-        yb = s * b
+    elif ACT == 3:  # modReLU: (r + bias) u = z + bias u where r > 0 and r + bias > 0
+        ua, ub, inv, up, nonzero = _polar(a, b)
+        active = nonzero & (1.0 + bias * up * inv > 0.0)
+        ya = tl.where(active, a + bias * ua, 0.0)
+        yb = tl.where(active, b + bias * ub, 0.0)
+    elif ACT == 4:  # Cardioid: 0.5 (1 + cos arg z) z = 0.5 (z + Re z u)
+        ua, ub, inv, up, nonzero = _polar(a, b)
+        ya = 0.5 * (a + a * ua)
+        yb = 0.5 * (b + a * ub)
     else:
         ya = a
         yb = b
@@ -45,7 +71,9 @@ def act_forward_math(a, b, bias, ACT: tl.constexpr):
 
 @triton.jit
 def act_backward_math(gr, gi, a, b, bias, ACT: tl.constexpr):
-    """dL/dz (PyTorch convention) and, for modReLU, the per-element dL/dbias."""
+    """dL/dz (PyTorch convention) and, for modReLU, the per-element dL/dbias.
+    modReLU, cardioid: with p = Re(conj(u) G), q = Im(conj(u) G), dL/dz = u (P + i Q)
+    (csrc/activation.h act_backward)."""
     gbias = gr * 0.0
     if ACT == 1:
         ga = tl.where(a > 0.0, gr, 0.0)
@@ -55,27 +83,25 @@ def act_backward_math(gr, gi, a, b, bias, ACT: tl.constexpr):
         ga = tl.where(keep, gr, 0.0)
         gb = tl.where(keep, gi, 0.0)
     elif ACT == 3:
-        # dL/dz = s G - bias z Re(conj(z) G) / r^3; dL/dbias = Re(conj(z) G) / r
-        r2 = a * a + b * b
-        r = tl.sqrt(tl.where(r2 > 0.0, r2, 1.0))
-        active = (r2 > 0.0) & (r + bias > 0.0)
-        inv_r = 1.0 / r
-        s = 1.0 + bias * inv_r
-        proj = a * gr + b * gi
-        k = bias * proj * inv_r * inv_r * inv_r
-        ga = tl.where(active, s * gr - k * a, 0.0)
-        gb = tl.where(active, s * gi - k * b, 0.0)
-        gbias = tl.where(active, proj * inv_r, 0.0)
+        # P = p, Q = s q with s = (r + bias) / r; dL/dbias = p
+        ua, ub, inv, up, nonzero = _polar(a, b)
+        active = nonzero & (1.0 + bias * up * inv > 0.0)
+        p = ua * gr + ub * gi
+        q = ua * gi - ub * gr
+        sq = q + (bias * up) * (q * inv)
+        ga = tl.where(active, ua * p - ub * sq, 0.0)
+        gb = tl.where(active, ub * p + ua * sq, 0.0)
+        gbias = tl.where(active, p, 0.0)
     elif ACT == 4:
-        # dL/da = h G_r + b^2 P, dL/db = h G_i - a b P; h = 0.5 (1 + a/r), P = 0.5 Re(conj(z) G) / r^3
-        r2 = a * a + b * b
-        nz = r2 > 0.0
-        r = tl.sqrt(tl.where(nz, r2, 1.0))
-        inv_r = 1.0 / r
-        h = tl.where(nz, 0.5 * (1.0 + a * inv_r), 0.5)
-        p = tl.where(nz, 0.5 * (a * gr + b * gi) * inv_r * inv_r * inv_r, 0.0)
-        ga = h * gr + b * b * p
-        gb = h * gi - a * b * p
+        # P = h p, Q = h q - 0.5 u_b p with h = 0.5 (1 + u_a); 0.5 G at z = 0
+        ua, ub, inv, up, nonzero = _polar(a, b)
+        p = ua * gr + ub * gi
+        q = ua * gi - ub * gr
+        h = 0.5 * (1.0 + ua)
+        P = h * p
+        Q = h * q - 0.5 * ub * p
+        ga = tl.where(nonzero, ua * P - ub * Q, 0.5 * gr)
+        gb = tl.where(nonzero, ub * P + ua * Q, 0.5 * gi)
     else:
         ga = gr
         gb = gi

@@ -83,6 +83,13 @@ void check_32bit_limits(const char* op, const Geometry& g, int64_t groups, at::I
   const int64_t wp = std::max(g.w, g.wo) + 2 * std::max(padding[1], (g.kw - 1) * dilation[1]);
   TORCH_CHECK(hp < kMax && wp < kMax, "beamkernels.", op, ": argument 'x' has padded image size ", hp, " x ", wp,
               "; the CUDA kernels take fewer than 2^30 rows and columns");
+  // Channel tiles of a group go on grid y (65535 blocks on every GPU so far; 16 channels per block on
+  // the exact-fp32 path); the tensor-core dL/dx puts C_in / groups there.
+  constexpr int64_t kMaxChannels = int64_t(65535) * 16;
+  const int64_t per_group = std::max(g.cin, g.cout) / groups;
+  TORCH_CHECK(per_group <= kMaxChannels, "beamkernels.", op, ": argument 'weight' has ", per_group,
+              " channels per group (the larger of C_in, C_out over groups=", groups, "); the CUDA kernels take at most ",
+              kMaxChannels);
 }
 
 std::tuple<at::Tensor, at::Tensor> complex_conv2d_cuda(const at::Tensor& x_in, const at::Tensor& weight_in,

@@ -31,6 +31,8 @@ std::tuple<at::Tensor, at::Tensor> complex_max_pool2d_cuda(const at::Tensor& x_i
 at::Tensor complex_max_pool2d_backward_cuda(const at::Tensor& grad_in, const at::Tensor& indices_in, int64_t height,
                                             int64_t width) {
   check_pool_backward(grad_in, indices_in, height, width);
+  // atomicAdd: overlapping windows that share an argmax sum in any order (as torch's max-pool).
+  at::globalContext().alertNotDeterministic("beamkernels.complex_max_pool2d_backward (CUDA)");
   const c10::cuda::CUDAGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
   const at::Tensor indices = indices_in.contiguous();

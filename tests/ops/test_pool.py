@@ -210,3 +210,18 @@ def test_compiled_op_errors_directly():
         bwd(crandn(1, 1, 2, 2), torch.full((1, 1, 2, 2), 16, dtype=torch.int64), 4, 4)
     with pytest.raises(RuntimeError, match="'indices' must be int64"):
         bwd(crandn(1, 1, 2, 2), torch.zeros(1, 1, 2, 2, dtype=torch.int32), 4, 4)
+
+
+def test_triton_backward_skips_out_of_plane_indices():
+    """The Triton backward op (public as torch.ops.beamkernels.triton_complex_max_pool2d_backward)
+    skips indices outside the plane, as the CUDA kernel does, instead of writing out of bounds."""
+    from beamkernels.ops import _triton
+    if not _triton.ENABLED or not (INTERPRETED_TRITON or torch.cuda.is_available()):
+        pytest.skip("Triton runs neither on a GPU nor in the interpreter here")
+    dev = "cuda" if torch.cuda.is_available() and not INTERPRETED_TRITON else "cpu"
+    g = torch.tensor([[[[1 + 1j, 2 + 0j], [3j, 4 - 1j]]]], dtype=torch.complex64, device=dev)
+    idx = torch.tensor([[[[-1, 16], [5, 0]]]], dtype=torch.int64, device=dev)
+    gx = torch.ops.beamkernels.triton_complex_max_pool2d_backward(g, idx, 4, 4)
+    want = torch.zeros(1, 1, 16, dtype=torch.complex64, device=dev)
+    want[0, 0, 5], want[0, 0, 0] = 3j, 4 - 1j
+    assert torch.equal(gx.reshape(1, 1, 16), want)

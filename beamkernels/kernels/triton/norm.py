@@ -23,7 +23,9 @@ def _row_setup(C, inner, chunks, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     row = pid // chunks
     chunk = pid % chunks
-    c = row % C
+    # 64-bit: c * 11 (coefficients) would wrap in int32 past 195M channels (layer norm runs as a
+    # batch norm over rows, so C can be that large).
+    c = (row % C).to(tl.int64)
     offs = chunk * BLOCK + tl.arange(0, BLOCK)
     mask = offs < inner
     base = row.to(tl.int64) * inner * 2 + 2 * offs.to(tl.int64)

@@ -57,6 +57,9 @@ def max_pool_bwd_kernel(g_ptr, idx_ptr, gx_ptr, total, OHW, HW, BLOCK: tl.conste
     idx = tl.load(idx_ptr + o, mask=mask, other=0)
     gr = tl.load(g_ptr + 2 * o, mask=mask, other=0.0)
     gi = tl.load(g_ptr + 2 * o + 1, mask=mask, other=0.0)
+    # Out-of-plane indices (from a caller of the public backward op) are skipped, as by the CUDA
+    # kernel, never written out of bounds.
+    ok = mask & (idx >= 0) & (idx < HW)
     dst = 2 * (plane * HW + idx)
-    tl.atomic_add(gx_ptr + dst, gr, mask=mask)
-    tl.atomic_add(gx_ptr + dst + 1, gi, mask=mask)
+    tl.atomic_add(gx_ptr + dst, gr, mask=ok)
+    tl.atomic_add(gx_ptr + dst + 1, gi, mask=ok)

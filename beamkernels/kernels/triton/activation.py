@@ -44,6 +44,28 @@ def _polar(a, b):
     return a_s * inv, b_s * inv, inv, up, nonzero
 
 
+_F32_MIN = tl.constexpr(2.0 ** -126)  # smallest normal float32
+_F64_MIN = tl.constexpr(2.0 ** -1022)
+
+
+@triton.jit
+def _inv_abs(a, b):
+    """(t = 1 / |z|, nonzero) for the forward epilogues, with fewer live values than _polar (the
+    fused conv's [BM, BN] tile spilled on sm_90 with it): z + c u = z + c (z t), each z t <= 1.
+    Subnormal z counts as 0 here (t would overflow), as on GPUs that flush subnormals."""
+    m = tl.maximum(tl.abs(a), tl.abs(b))
+    if a.dtype == tl.float64:
+        up = tl.where(m < _F64_SMALL, _F64_UP, tl.where(m > _F64_LARGE, _F64_DOWN, 1.0))
+        nonzero = m >= _F64_MIN
+    else:
+        up = tl.where(m < _F32_SMALL, _F32_UP, tl.where(m > _F32_LARGE, _F32_DOWN, 1.0))
+        nonzero = m >= _F32_MIN
+    a_s = a * up
+    b_s = b * up
+    rs2 = tl.where(nonzero, a_s * a_s + b_s * b_s, 1.0)
+    return up / tl.sqrt(rs2), nonzero
+
+
 @triton.jit
 def act_forward_math(a, b, bias, ACT: tl.constexpr):
     """Forward of one tile; shared with the fused conv epilogue."""
@@ -55,14 +77,14 @@ def act_forward_math(a, b, bias, ACT: tl.constexpr):
         ya = tl.where(keep, a, 0.0)
         yb = tl.where(keep, b, 0.0)
     elif ACT == 3:  # modReLU: (r + bias) u = z + bias u where r > 0 and r + bias > 0
-        ua, ub, inv, up, nonzero = _polar(a, b)
-        active = nonzero & (1.0 + bias * up * inv > 0.0)
-        ya = tl.where(active, a + bias * ua, 0.0)
-        yb = tl.where(active, b + bias * ub, 0.0)
+        t, nonzero = _inv_abs(a, b)
+        active = nonzero & (1.0 + bias * t > 0.0)
+        ya = tl.where(active, a + bias * (a * t), 0.0)
+        yb = tl.where(active, b + bias * (b * t), 0.0)
     elif ACT == 4:  # Cardioid: 0.5 (1 + cos arg z) z = 0.5 (z + Re z u)
-        ua, ub, inv, up, nonzero = _polar(a, b)
-        ya = 0.5 * (a + a * ua)
-        yb = 0.5 * (b + a * ub)
+        t, nonzero = _inv_abs(a, b)
+        ya = tl.where(nonzero, 0.5 * (a + a * (a * t)), 0.0)
+        yb = tl.where(nonzero, 0.5 * (b + a * (b * t)), 0.0)
     else:
         ya = a
         yb = b

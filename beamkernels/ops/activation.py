@@ -15,7 +15,7 @@ from torch import Tensor
 
 from beamkernels import _ext
 from beamkernels import reference as ref
-from beamkernels._backend import resolve
+from beamkernels.ops._dispatch import pick_backend
 from beamkernels._checks import check_complex, check_min_dim, check_real_param
 from beamkernels.ops import _triton
 from beamkernels.ops._autograd import recording, reference_vjp
@@ -105,7 +105,7 @@ if _triton.ENABLED:
         chunks = _triton.cdiv(inner, _BLOCK)
         xr, yr = torch.view_as_real(x), torch.view_as_real(y)
         wrap_triton(tk.activation_fwd_kernel)[(rows * chunks,)](
-            xr, bias if bias is not None else xr, yr, c, inner, chunks, ACT=tk.CODES[name], BLOCK=_BLOCK)
+            xr, bias.contiguous() if bias is not None else xr, yr, c, inner, chunks, ACT=tk.CODES[name], BLOCK=_BLOCK)
         return y
 
     def _triton_backward(name: str, grad: Tensor, x: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -118,7 +118,7 @@ if _triton.ENABLED:
         partial = x.real.new_empty(rows * chunks) if bias is not None else x.real.new_empty(1)
         xr = torch.view_as_real(x)
         wrap_triton(tk.activation_bwd_kernel)[(rows * chunks,)](
-            torch.view_as_real(grad), xr, bias if bias is not None else xr, torch.view_as_real(gx), partial,
+            torch.view_as_real(grad), xr, bias.contiguous() if bias is not None else xr, torch.view_as_real(gx), partial,
             c, inner, chunks, ACT=tk.CODES[name], BLOCK=_BLOCK)
         if bias is None:
             return gx, None
@@ -190,7 +190,7 @@ if _triton.ENABLED:
 # ---- public functions ----
 def _call_unary(name: str, x: Tensor) -> Tensor:
     check_complex(x, name, "x")
-    backend = resolve(name, x.device)
+    backend = pick_backend(name, x.device)
     if backend == "reference":
         return getattr(ref, name)(x)
     if backend == "triton":
@@ -231,7 +231,7 @@ def modrelu(x: Tensor, bias: Tensor) -> Tensor:
     check_complex(x, "modrelu", "x")
     check_min_dim(x, 2, "modrelu", "x", "[N, C, ...]: modReLU's bias is per channel, dim 1")
     check_real_param(bias, x, "modrelu", "bias", (x.shape[1],))
-    backend = resolve("modrelu", x.device)
+    backend = pick_backend("modrelu", x.device)
     if backend == "reference":
         return ref.modrelu(x, bias)
     if backend == "triton":

@@ -20,9 +20,10 @@ from torch import Tensor
 
 from beamkernels import _ext
 from beamkernels import reference as ref
-from beamkernels._backend import conv_tf32_enabled, resolve
+from beamkernels._backend import conv_tf32_enabled
 from beamkernels._checks import check_complex, check_real_param, check_same_device, check_same_dtype
 from beamkernels.ops import _triton
+from beamkernels.ops._dispatch import pick_backend
 from beamkernels.ops._autograd import recording, reference_vjp
 from beamkernels.ops import activation as act_ops
 
@@ -269,7 +270,7 @@ if _triton.ENABLED:
             partial = x.real.new_empty(rows * chunks if activation == 3 else 1)
             zr = torch.view_as_real(z)
             wrap_triton(tka.activation_bwd_kernel)[(rows * chunks,)](
-                torch.view_as_real(grad), zr, activation_bias if activation_bias is not None else zr,
+                torch.view_as_real(grad), zr, activation_bias.contiguous() if activation_bias is not None else zr,
                 torch.view_as_real(gz), partial, o, inner, chunks, ACT=activation, BLOCK=1024)
         if output_mask[2] and bias is not None:
             gb = gz.sum(dim=(0, 2, 3))
@@ -354,18 +355,19 @@ def _implemented_conv2d() -> tuple[str, ...]:
 
 def _conv2d_dispatch(op: str, x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups, activation,
                      activation_bias) -> Tensor:
-    backend = resolve(op, x.device, implemented=_implemented_conv2d())
+    backend = pick_backend(op, x.device, implemented=_implemented_conv2d())
     if backend == "reference":
         return ref.complex_conv2d(x, weight, bias, stride, padding, dilation, groups, activation, activation_bias)
     code = ACT_CODES[activation]
     if backend == "triton":
         return torch.ops.beamkernels.triton_complex_conv2d(
             x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias)[0]
-    # Inference (no graph will be recorded): the op need not write the pre-activation z. Under
-    # functorch transforms (vmap, ...) a wrapped tensor hides its requires_grad: keep z there.
-    save_z = torch.is_grad_enabled() and (
-        any(t is not None and t.requires_grad for t in (x, weight, bias, activation_bias))
-        or torch._C._are_functorch_transforms_active())
+    # Inference (no graph will be recorded): the op need not write the pre-activation z. (Under
+    # torch.func transforms pick_backend chose the reference.) torch.jit.trace records the op
+    # once for every later call, with or without grad: keep z there (a z-less trace cannot
+    # backpropagate, and trace's check, run under no_grad, would see another graph).
+    save_z = torch.jit.is_tracing() or (torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias, activation_bias)))
     return torch.ops.beamkernels.complex_conv2d(
         x, weight, bias, list(stride), list(padding), list(dilation), groups, code, activation_bias, save_z)[0]
 
@@ -402,7 +404,7 @@ def complex_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride
     op = "complex_conv1d"
     x, stride, padding, dilation = _prepare_conv(op, x, weight, bias, stride, padding, dilation, groups, activation,
                                                  activation_bias, 1)
-    backend = resolve(op, x.device, implemented=_implemented_conv2d())
+    backend = pick_backend(op, x.device, implemented=_implemented_conv2d())
     if backend == "reference":
         return ref.complex_conv1d(x, weight, bias, stride, padding, dilation, groups, activation, activation_bias)
     y = _conv2d_dispatch(op, x.unsqueeze(2), weight.unsqueeze(2), bias, (1,) + stride, (0,) + padding,
@@ -465,7 +467,7 @@ def complex_conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = No
             raise ValueError(f"beamkernels.{op}: the output would be empty in spatial dim {i} (size {size}); "
                              f"padding={padding} is too large")
     _check_activation(op, activation, activation_bias, cout, x)
-    backend = resolve(op, x.device, implemented=_implemented_conv2d())
+    backend = pick_backend(op, x.device, implemented=_implemented_conv2d())
     if backend == "reference":
         return ref.complex_conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation,
                                             activation, activation_bias)

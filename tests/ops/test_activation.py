@@ -247,3 +247,23 @@ def test_compiled_op_errors_directly():
         torch.ops.beamkernels.modrelu(crandn(2, 3), torch.zeros(2))
     with pytest.raises(RuntimeError, match="'grad' has shape"):
         torch.ops.beamkernels.crelu_backward(crandn(2, 4), crandn(2, 3))
+
+
+def test_modrelu_strided_and_expanded_bias(backend, device):
+    """A non-contiguous bias (every other element; one value expanded to C) reads the right values
+    (the Triton kernel read bias_ptr + c as if contiguous: wrong values, then memory past an
+    expanded bias's single element). Not through check_forward_backward: its clone() would make
+    the bias contiguous."""
+    x = crandn(2, 4, 7, device=device)
+    g = crandn(2, 4, 7, device=device)
+    wide = torch.linspace(-0.5, 0.5, 8, device=device)
+    for b in (wide[::2], torch.tensor(0.3, device=device).expand(4)):
+        assert not b.is_contiguous()
+        xa = x.clone().requires_grad_(True)
+        y = run_on(backend, F.modrelu, xa, b)
+        (gx,) = torch.autograd.grad(y, xa, g)
+        xr = x.clone().requires_grad_(True)
+        y_ref = ref.modrelu(xr, b.contiguous())
+        (gx_ref,) = torch.autograd.grad(y_ref, xr, g)
+        assert_close(y, y_ref, msg=f"forward ({backend})")
+        assert_close(gx, gx_ref, msg=f"dL/dx ({backend})")

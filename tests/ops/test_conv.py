@@ -784,3 +784,22 @@ def test_compiled_op_saves_z_only_with_activation(k):
     assert xg.grad is None
     with pytest.raises(RuntimeError, match="'saved' must be the second output of complex_conv2d"):
         bwd(g, x, w, None, torch.empty(0), [1, 1], pad, [1, 1], 1, 1, None, [True, True, False, False])
+
+
+def test_fused_modrelu_strided_activation_bias(backend, device):
+    """A non-contiguous activation_bias gives the same output and dL/dx, dL/dW (the Triton
+    backward's activation kernel read it as contiguous). Not through a helper that clones."""
+    x = crandn(2, 3, 6, 7, device=device)
+    w = crandn(4, 3, 3, 3, device=device)
+    ab = torch.linspace(-0.5, 0.5, 8, device=device)[::2]
+    assert not ab.is_contiguous()
+    xa, wa = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    y = run_on(backend, F.complex_conv2d, xa, wa, activation="modrelu", activation_bias=ab)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (xa, wa), g)
+    xr, wr = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    y_ref = ref.complex_conv2d(xr, wr, activation="modrelu", activation_bias=ab.contiguous())
+    grads_ref = torch.autograd.grad(y_ref, (xr, wr), g)
+    assert_close(y, y_ref, msg=f"forward ({backend})")
+    for name, a, e in zip(("dL/dx", "dL/dW"), grads, grads_ref):
+        assert_close(a, e, msg=f"{name} ({backend})")

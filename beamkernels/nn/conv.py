@@ -7,7 +7,8 @@ import torch.nn.functional as TF
 from torch import Tensor, nn
 
 from beamkernels import functional as F
-from beamkernels.nn._dtype import RealStateFollowsDtype
+from beamkernels._checks import check_complex
+from beamkernels.nn._dtype import RealStateFollowsDtype, complex_dtype
 from beamkernels.nn import init as cinit
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -32,9 +33,7 @@ class _ComplexConvNd(RealStateFollowsDtype, nn.Module):
                  padding_mode, transposed, output_padding, activation, activation_bias_init, init, device, dtype):
         super().__init__()
         name = type(self).__name__
-        dtype = dtype or torch.complex64
-        if not dtype.is_complex:
-            raise TypeError(f"{name}: dtype must be complex (complex64 or complex128), got {dtype}")
+        dtype = complex_dtype(name, dtype)
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"{name}: in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
         if groups < 1 or in_channels % groups or out_channels % groups:
@@ -80,6 +79,14 @@ class _ComplexConvNd(RealStateFollowsDtype, nn.Module):
             nn.init.zeros_(self.bias)
         if self.activation_bias is not None:
             nn.init.constant_(self.activation_bias, self._activation_bias_init)
+
+    _op = ""  # the functional op's name, for the input checks' messages
+
+    def _check_input(self, x) -> None:
+        """Before any padding: a non-complex input gets the op's message (not one from the pad);
+        a complex input of the other precision says which conversion the layer needs."""
+        check_complex(x, self._op, "x")
+        self._check_input_dtype(x)
 
     def _pad_input(self, x: Tensor) -> tuple[Tensor, object]:
         """For padding_mode != 'zeros': pad x with that mode and convolve with padding 0 (as torch)."""
@@ -127,6 +134,8 @@ class ComplexConv1d(_ComplexConvNd):
     """Complex 1-D convolution ``activation(conv1d(x, weight) + bias)`` on [N, C_in, L] complex input
     (torch.nn.Conv1d's signature plus ``activation``, ``activation_bias_init`` and ``init``)."""
 
+    _op = "complex_conv1d"
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
                  activation: str | None = None, activation_bias_init: float = 0.0, init: str = "kaiming"):
@@ -134,6 +143,7 @@ class ComplexConv1d(_ComplexConvNd):
                          padding_mode, False, 0, activation, activation_bias_init, init, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
         if self._unbatched(x):
             return self.forward(x.unsqueeze(0)).squeeze(0)
         x, padding = self._pad_input(x)
@@ -149,6 +159,8 @@ class ComplexConv2d(_ComplexConvNd):
     complex He weight init.
     """
 
+    _op = "complex_conv2d"
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None,
                  activation: str | None = None, activation_bias_init: float = 0.0, init: str = "kaiming"):
@@ -156,6 +168,7 @@ class ComplexConv2d(_ComplexConvNd):
                          padding_mode, False, 0, activation, activation_bias_init, init, device, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
         if self._unbatched(x):
             return self.forward(x.unsqueeze(0)).squeeze(0)
         x, padding = self._pad_input(x)
@@ -168,6 +181,8 @@ class ComplexConvTranspose2d(_ComplexConvNd):
     (torch.nn.ConvTranspose2d's signature plus ``activation``, ``activation_bias_init``, ``init``);
     weight [C_in, C_out / groups, kh, kw]."""
 
+    _op = "complex_conv_transpose2d"
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
                  dtype=None, activation: str | None = None, activation_bias_init: float = 0.0,
@@ -178,6 +193,7 @@ class ComplexConvTranspose2d(_ComplexConvNd):
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         """``output_size`` (as torch.nn.ConvTranspose2d): the wanted output's (H, W), or its full
         size; it picks the output_padding (which stride alone leaves ambiguous)."""
+        self._check_input(x)
         if self._unbatched(x):
             return self.forward(x.unsqueeze(0), output_size).squeeze(0)
         return F.complex_conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 from beamkernels import functional as F
 from beamkernels.nn._dtype import RealStateFollowsDtype
 from beamkernels.nn.init import complex_kaiming_
-from beamkernels.ops.layers import check_dropout_p
+from beamkernels.nn.activation import write_into
+from beamkernels.ops.layers import UPSAMPLE_MODES, check_dropout_p
 
 
 class ComplexLinear(RealStateFollowsDtype, nn.Module):
@@ -38,6 +39,7 @@ class ComplexLinear(RealStateFollowsDtype, nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        self._check_input_dtype(x)
         return F.complex_linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -45,45 +47,61 @@ class ComplexLinear(RealStateFollowsDtype, nn.Module):
 
 
 class ComplexDropout(nn.Module):
-    """Dropout with one mask shared by Re and Im, kept values scaled by 1/(1-p); identity in eval."""
+    """Dropout with one mask shared by Re and Im, kept values scaled by 1/(1-p); identity in eval.
+    Arguments as torch.nn.Dropout: ``inplace=True`` writes the result into the input."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         self.p = check_dropout_p(p, "ComplexDropout")
+        self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.inplace and self.training:
+            return write_into(x, "complex_dropout", F.complex_dropout, self.p, True)
         return F.complex_dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class ComplexDropout2d(nn.Module):
-    """Channel dropout: one mask per (sample, channel), kept channels scaled by 1/(1-p); identity in eval."""
+    """Channel dropout: one mask per (sample, channel), kept channels scaled by 1/(1-p); identity in eval.
+    Arguments as torch.nn.Dropout2d: ``inplace=True`` writes the result into the input."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         self.p = check_dropout_p(p, "ComplexDropout2d")
+        self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.inplace and self.training:
+            return write_into(x, "complex_dropout2d", F.complex_dropout2d, self.p, True)
         return F.complex_dropout2d(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class ComplexUpsample(nn.Module):
-    """Upsampling (nearest or bilinear) of Re and Im. Arguments as torch.nn.Upsample."""
+    """Upsampling of Re and Im (exact: interpolation is linear), modes 'nearest' (3-D, 4-D or 5-D
+    input) and 'bilinear' (4-D) only: torch.nn.Upsample's other modes are refused. torch.nn.Upsample's
+    arguments (size, scale_factor, mode, align_corners, recompute_scale_factor)."""
 
-    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None):
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
+                 recompute_scale_factor: bool | None = None):
         super().__init__()
+        if mode not in UPSAMPLE_MODES:
+            raise ValueError(f"ComplexUpsample: mode must be one of {sorted(UPSAMPLE_MODES)} (torch.nn.Upsample's other "
+                             f"modes are not supported), got {mode!r}")
         self.size = size
         self.scale_factor = scale_factor
         self.mode = mode
         self.align_corners = align_corners
+        self.recompute_scale_factor = recompute_scale_factor
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.complex_upsample(x, self.size, self.scale_factor, self.mode, self.align_corners)
+        return F.complex_upsample(x, self.size, self.scale_factor, self.mode, self.align_corners,
+                                  self.recompute_scale_factor)
 
     def extra_repr(self) -> str:
         what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"

@@ -25,6 +25,7 @@ from torch import Tensor
 from beamkernels import reference as ref
 from beamkernels._backend import current_backend
 from beamkernels._checks import check_complex, check_same_device, check_same_dtype
+from beamkernels.ops._dispatch import functorch_active
 
 
 class _ComplexLinear(torch.autograd.Function):
@@ -90,7 +91,8 @@ def _dx_transposed_form(g2: Tensor, weight: Tensor) -> bool:
     rows = g2.shape[0]
     if g2.device.type != "cpu" or torch.are_deterministic_algorithms_enabled():
         return rows >= DX_TRANSPOSED_MIN_ROWS
-    if (torch.compiler.is_compiling() or _functorch_active()
+    # torch.func transforms wrap tensors whose type is still torch.Tensor: time nothing under them.
+    if (torch.compiler.is_compiling() or functorch_active()
             or type(g2) not in _PLAIN or type(weight) not in _PLAIN):
         return rows >= DX_TRANSPOSED_MIN_ROWS and _DX_LAST.get("cpu", True)
     key = (rows.bit_length(), weight.shape[1], weight.shape[0], weight.dtype, torch.get_num_threads())
@@ -98,12 +100,6 @@ def _dx_transposed_form(g2: Tensor, weight: Tensor) -> bool:
     if choice is None:
         choice = _DX_TIMED[key] = _DX_LAST["cpu"] = _time_dx_forms(g2, weight)
     return choice
-
-
-def _functorch_active() -> bool:
-    # torch.func transforms wrap tensors whose type is still torch.Tensor: time nothing under them.
-    active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(active()) if active is not None else False
 
 
 def _time_dx_forms(g2: Tensor, weight: Tensor) -> bool:
@@ -198,28 +194,28 @@ def complex_dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tenso
     return ref.complex_dropout2d(x, p, bool(training))
 
 
-_UPSAMPLE_MODES = {"nearest": (3, 4, 5), "bilinear": (4,)}
+UPSAMPLE_MODES = {"nearest": (3, 4, 5), "bilinear": (4,)}  # mode -> input dims
 
 
 def complex_upsample(x: Tensor, size=None, scale_factor=None, mode: str = "nearest",
-                     align_corners: bool | None = None) -> Tensor:
+                     align_corners: bool | None = None, recompute_scale_factor: bool | None = None) -> Tensor:
     """Upsample (nearest or bilinear) the real and imaginary parts (exact: both are linear).
-    Arguments as torch.nn.functional.interpolate.
+    Arguments as torch.nn.functional.interpolate (modes 'nearest' and 'bilinear' only).
 
     Equivalent to: ``torch.complex(F.interpolate(x.real, ...), F.interpolate(x.imag, ...))``.
     """
     op = "complex_upsample"
     check_complex(x, op, "x")
-    if mode not in _UPSAMPLE_MODES:
-        raise ValueError(f"beamkernels.{op}: argument 'mode' must be one of {sorted(_UPSAMPLE_MODES)}, got {mode!r}")
-    if x.dim() not in _UPSAMPLE_MODES[mode]:
-        want = " or ".join(f"{d}-D" for d in _UPSAMPLE_MODES[mode])
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"beamkernels.{op}: argument 'mode' must be one of {sorted(UPSAMPLE_MODES)}, got {mode!r}")
+    if x.dim() not in UPSAMPLE_MODES[mode]:
+        want = " or ".join(f"{d}-D" for d in UPSAMPLE_MODES[mode])
         raise ValueError(f"beamkernels.{op}: mode {mode!r} needs a {want} input [N, C, ...], got shape {list(x.shape)}")
     if (size is None) == (scale_factor is None):
         raise ValueError(f"beamkernels.{op}: give exactly one of 'size' and 'scale_factor', got size={size!r}, scale_factor={scale_factor!r}")
     if align_corners is not None and mode == "nearest":
         raise ValueError(f"beamkernels.{op}: argument 'align_corners' applies only to mode 'bilinear', got align_corners={align_corners!r} with mode 'nearest'")
-    return ref.complex_upsample(x, size, scale_factor, mode, align_corners)
+    return ref.complex_upsample(x, size, scale_factor, mode, align_corners, recompute_scale_factor)
 
 
 __all__ = ["complex_linear", "complex_dropout", "complex_dropout2d", "complex_upsample"]

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from beamkernels import _ext
 from beamkernels import reference as ref
-from beamkernels._backend import resolve
+from beamkernels.ops._dispatch import pick_backend
 from beamkernels._checks import check_complex, check_min_dim, check_real_param
 from beamkernels.reference.norm import batch_stats, layer_norm_affine, whiten_affine
 from beamkernels.ops import _triton
@@ -288,7 +288,7 @@ def complex_batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tens
     ``y = G V^(-1/2) d + beta`` (V^(-1/2) in closed form, see the README).
     """
     n = _check_bn_args(x, running_mean, running_var, weight, bias, training, momentum, eps)
-    backend = resolve(BN_OP, x.device, implemented=IMPLEMENTED)
+    backend = pick_backend(BN_OP, x.device, implemented=IMPLEMENTED)
     if backend == "reference":
         return ref.complex_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     op = torch.ops.beamkernels.triton_complex_batch_norm if backend == "triton" else torch.ops.beamkernels.complex_batch_norm
@@ -326,7 +326,7 @@ def complex_layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None
         check_real_param(bias, x, op, "bias", normalized_shape + (2,))
     if not (isinstance(eps, (int, float)) and 0 <= eps < math.inf):  # (no math.isfinite: it breaks dynamic-shape tracing)
         raise ValueError(f"beamkernels.{op}: eps must be a finite float >= 0, got {eps!r}")
-    backend = resolve(op, x.device, implemented=IMPLEMENTED)
+    backend = pick_backend(op, x.device, implemented=IMPLEMENTED)
     if backend == "reference":
         return ref.complex_layer_norm(x, normalized_shape, weight, bias, eps)
     # Every sample is one "channel" of a training-mode batch-norm over its own elements.

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from beamkernels import _ext
 from beamkernels import reference as ref
-from beamkernels._backend import resolve
+from beamkernels.ops._dispatch import pick_backend
 from beamkernels._checks import check_complex
 from beamkernels.ops import _triton
 from beamkernels.ops._autograd import recording
@@ -180,7 +180,7 @@ def complex_max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=
     """
     _check_spatial(x, _MAXPOOL)
     k, s, p, d = _pool_args(x, _MAXPOOL, kernel_size, stride, padding, dilation, ceil_mode)
-    backend = resolve(_MAXPOOL, x.device, implemented=IMPLEMENTED)
+    backend = pick_backend(_MAXPOOL, x.device, implemented=IMPLEMENTED)
     if backend == "reference":
         return ref.complex_max_pool2d(x, k, s, p, d, bool(ceil_mode), return_indices)
     unbatched = x.dim() == 3

@@ -46,9 +46,10 @@ def complex_dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tenso
 
 
 def complex_upsample(x: Tensor, size=None, scale_factor=None, mode: str = "nearest",
-                     align_corners: bool | None = None) -> Tensor:
+                     align_corners: bool | None = None, recompute_scale_factor: bool | None = None) -> Tensor:
     """torch.nn.functional.interpolate on Re and Im."""
     def f(t):
-        return F.interpolate(t, size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners)
+        return F.interpolate(t, size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
+                             recompute_scale_factor=recompute_scale_factor)
 
     return torch.complex(f(x.real), f(x.imag))

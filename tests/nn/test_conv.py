@@ -180,3 +180,47 @@ def test_string_padding_with_padding_modes(mode, padding):
     assert_close(y, want, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="not supported for strided convolutions"):
         bnn.ComplexConv2d(2, 3, 3, stride=2, padding="same", padding_mode=mode)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the ops' shape checks, constant per trace
+@pytest.mark.parametrize("activation", [None, "modrelu", "crelu"])
+def test_jit_trace(activation):
+    # The compiled op's save_z must not depend on grad mode while tracing: trace's check reruns
+    # under no_grad, and a trace recorded under no_grad is also used for training.
+    torch.manual_seed(0)
+    m = bnn.ComplexConv2d(3, 4, 3, padding=1, activation=activation, activation_bias_init=-0.3)
+    x = crandn(2, 3, 6, 7)
+    traced = torch.jit.trace(m, x)  # check_trace on
+    with torch.no_grad():
+        traced_inference = torch.jit.trace(m, x, check_trace=False)
+    xe = x.clone().requires_grad_(True)
+    m(xe).abs().sum().backward()
+    want = [xe.grad] + [p.grad.clone() for p in m.parameters()]
+    for t in (traced, traced_inference):
+        m.zero_grad()
+        xt = x.clone().requires_grad_(True)
+        y = t(xt)
+        assert_close(y, m(x), **TOL)
+        y.abs().sum().backward()
+        for a, b in zip([xt.grad] + [p.grad for p in m.parameters()], want):
+            assert_close(a, b, **TOL)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_input_checked_before_padding(mode):
+    m = bnn.ComplexConv2d(3, 4, 3, padding=1, padding_mode=mode)
+    with pytest.raises(TypeError, match=r"beamkernels.complex_conv2d: argument 'x' must be a complex tensor"):
+        m(torch.randn(2, 3, 8, 8))
+    with pytest.raises(TypeError, match=r"beamkernels.complex_conv2d: argument 'x' must be a torch.Tensor, got list"):
+        m([1.0, 2.0])
+    m1 = bnn.ComplexConv1d(3, 4, 3, padding=1, padding_mode=mode)
+    with pytest.raises(TypeError, match=r"beamkernels.complex_conv1d: argument 'x' must be a complex tensor"):
+        m1(torch.randn(2, 3, 8))
+
+
+def test_layer_dtype_whitelist():
+    for cls in (bnn.ComplexConv1d, bnn.ComplexConv2d, bnn.ComplexConvTranspose2d):
+        for bad in (torch.complex32, torch.float32, torch.float16):
+            with pytest.raises(TypeError, match=rf"{cls.__name__}: dtype must be complex \(torch.complex64 or "
+                                                rf"torch.complex128\), got {bad}"):
+                cls(2, 3, 3, dtype=bad)

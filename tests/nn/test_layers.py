@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import beamkernels
 import beamkernels.functional as F
 from beamkernels import nn as bnn
 from tests.helpers import assert_close, crandn
@@ -113,3 +114,198 @@ def test_model_dtype_conversion(convert):
     ref_model = build(want)
     ref_model.load_state_dict(build(torch.complex64).to(want).state_dict())
     assert_close(y, ref_model(x), rtol=1e-5, atol=1e-5)
+
+
+def _mixed_model(dtype=torch.complex64):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        bnn.ComplexConv2d(2, 3, 3, padding=1, activation="modrelu", activation_bias_init=-0.1, dtype=dtype),
+        bnn.ComplexBatchNorm2d(3, dtype=dtype), bnn.ModReLU(3, -0.1, dtype=dtype), bnn.ComplexConv2d(3, 3, 1, dtype=dtype),
+        bnn.ComplexLayerNorm(4, dtype=dtype), bnn.NaiveComplexBatchNorm2d(3, dtype=dtype), torch.nn.Flatten(),
+        bnn.ComplexLinear(48, 5, dtype=dtype))
+
+
+@pytest.mark.parametrize("src,target", [(torch.complex64, torch.float64), (torch.complex128, torch.float32),
+                                        (torch.complex128, torch.float64)])
+def test_to_real_dtype_keeps_imaginary_parts(src, target):
+    # torch's t.to(float64) drops the imaginary part of a complex tensor: a real target must take
+    # the complex tensors straight to its complex counterpart (here through a whole Sequential).
+    m = _mixed_model(src).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # nonzero imaginary parts everywhere (biases start at 0)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    m.to(target)
+    want = target.to_complex()
+    for k, v in m.state_dict().items():
+        if v.is_complex():
+            assert v.dtype == want, k
+        elif v.is_floating_point():
+            assert v.dtype == target, k
+        assert_close(v.to(before[k].dtype), before[k], rtol=1e-6, atol=1e-7, msg=k)  # Im kept
+    x = crandn(2, 2, 4, 4, dtype=src)
+    ref_model = _mixed_model(src).eval()
+    ref_model.load_state_dict(before)
+    assert_close(m(x.to(want)).to(src), ref_model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("convert", [lambda m: m.half(), lambda m: m.bfloat16(), lambda m: m.to(torch.float16),
+                                     lambda m: m.to(torch.complex32)], ids=["half", "bfloat16", "to_float16",
+                                                                           "to_complex32"])
+def test_unsupported_dtype_conversion_is_refused(convert):
+    for m in [_mixed_model(), bnn.ComplexConv2d(2, 3, 3), bnn.ComplexLinear(3, 2), bnn.ModReLU(3)]:
+        before = {k: v.dtype for k, v in m.state_dict().items()}
+        with pytest.raises(TypeError, match=r"cannot convert to torch\.\w+: beamkernels layers run in complex64 / "
+                                            r"complex128 \(convert with \.float\(\)"):
+            convert(m)
+        # the first beamkernels layer refuses before converting anything of its own
+        first = m[0] if isinstance(m, torch.nn.Sequential) else m
+        assert all(t.dtype == before[("0." if first is not m else "") + k] for k, t in first.state_dict().items())
+
+
+def test_constructor_dtypes_are_checked():
+    for make in [lambda d: bnn.ModReLU(3, dtype=d), lambda d: bnn.ComplexBatchNorm2d(3, dtype=d),
+                 lambda d: bnn.ComplexLayerNorm(3, dtype=d), lambda d: bnn.NaiveComplexBatchNorm2d(3, dtype=d)]:
+        for bad in (torch.complex32, torch.float16, torch.bfloat16, torch.int64):
+            with pytest.raises(TypeError, match="dtype must be torch.complex64 or torch.complex128"):
+                make(bad)
+        assert make(torch.complex128).weight.dtype == torch.float64 if hasattr(make(None), "weight") else True
+        assert all(t.dtype == torch.float64 for t in make(torch.float64).parameters())
+
+
+def _functorch_layers():
+    return [
+        ("conv1d", lambda: bnn.ComplexConv1d(3, 4, 3, padding=1), (3, 7)),
+        ("conv2d", lambda: bnn.ComplexConv2d(3, 4, 3, padding=1), (3, 5, 6)),
+        ("conv2d-modrelu", lambda: bnn.ComplexConv2d(3, 4, 3, activation="modrelu", activation_bias_init=-0.3), (3, 5, 6)),
+        ("conv2d-crelu", lambda: bnn.ComplexConv2d(3, 4, 3, activation="crelu"), (3, 5, 6)),
+        ("conv-transpose2d", lambda: bnn.ComplexConvTranspose2d(3, 4, 2, stride=2, activation="cardioid"), (3, 4, 5)),
+        ("crelu", lambda: bnn.CReLU(), (3, 4, 5)),
+        ("zrelu", lambda: bnn.ZReLU(), (3, 4, 5)),
+        ("cardioid", lambda: bnn.Cardioid(), (3, 4, 5)),
+        ("modrelu", lambda: bnn.ModReLU(3, -0.3), (3, 4, 5)),
+        ("max-pool", lambda: bnn.ComplexMaxPool2d(2), (3, 4, 6)),
+        ("batch-norm-eval", lambda: bnn.ComplexBatchNorm2d(3).eval(), (3, 4, 5)),
+        ("layer-norm", lambda: bnn.ComplexLayerNorm(5), (3, 4, 5)),
+        ("linear", lambda: bnn.ComplexLinear(5, 2), (3, 5)),
+    ]
+
+
+@pytest.mark.parametrize("name,make,shape", _functorch_layers(), ids=[n for n, _, _ in _functorch_layers()])
+def test_torch_func_grad_and_per_sample_grads(name, make, shape):
+    # torch.func.grad / vmap(grad) with the default backend (the compiled ops' autograd has no
+    # functorch rules: the ops take the reference there) vs autograd on the reference backend.
+    from torch.func import functional_call, grad, vmap
+
+    torch.manual_seed(0)
+    m = make()
+    if name == "batch-norm-eval":  # non-trivial running statistics
+        with torch.no_grad():
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.copy_(torch.tensor([1.5, 0.3, 0.8]))
+    params = {k: v.detach() for k, v in m.named_parameters()}
+    buffers = dict(m.named_buffers())
+    x = crandn(2, *shape)
+
+    def loss(p, xs):
+        return (functional_call(m, (p, buffers), (xs,)).abs() ** 2).sum()
+
+    g_x = grad(loss, argnums=1)(params, x)
+    g_p = grad(loss)(params, x) if params else {}
+    per_sample = vmap(grad(loss, argnums=(0, 1)), in_dims=(None, 0))(params, x.unsqueeze(1))
+    with beamkernels.use_backend("reference"):
+        for i in range(-1, x.shape[0]):  # -1: the whole batch, then each sample
+            xs = (x if i < 0 else x[i:i + 1]).clone().requires_grad_(True)
+            ps = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+            want = torch.autograd.grad(loss(ps, xs), [xs] + list(ps.values()))
+            got = [g_x] + [g_p[k] for k in ps] if i < 0 else [per_sample[1][i]] + [per_sample[0][k][i] for k in ps]
+            for a, b in zip(got, want):
+                assert_close(a.reshape(b.shape), b, rtol=1e-4, atol=1e-4, msg=f"{name} sample {i}")
+
+
+@pytest.mark.parametrize("make", [bnn.CReLU, bnn.ZReLU, bnn.Cardioid, lambda **kw: bnn.ModReLU(3, -0.3, **kw)],
+                         ids=["crelu", "zrelu", "cardioid", "modrelu"])
+def test_activation_inplace(make):
+    # As torch.nn.ReLU(inplace=True): the result is written into the input and returned; under
+    # autograd the gradients are those of the out-of-place layer.
+    assert "inplace=True" in repr(make(inplace=True)) and "inplace" not in repr(make())
+    x = crandn(2, 3, 4, 5)
+    want = make()(x)
+    xi = x.clone()
+    y = make(inplace=True)(xi)
+    assert y is xi and torch.equal(xi, want)
+    a = crandn(2, 3, 4, 5, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    m, mi = make(), make(inplace=True)
+    mi.load_state_dict(m.state_dict())
+    m(a * 1).abs().sum().backward()
+    mi(b * 1).abs().sum().backward()
+    assert_close(b.grad, a.grad)
+    with pytest.raises(TypeError, match="must be a complex tensor"):
+        make(inplace=True)(torch.randn(2, 3, 4, 5))
+
+
+@pytest.mark.parametrize("cls", [bnn.ComplexDropout, bnn.ComplexDropout2d])
+def test_dropout_inplace(cls):
+    m = cls(0.5, inplace=True)
+    assert "inplace=True" in repr(m)
+    x = crandn(4, 3, 5, 5) + 2
+    torch.manual_seed(3)
+    want = cls(0.5)(x)
+    xi = x.clone()
+    torch.manual_seed(3)
+    y = m(xi)
+    assert y is xi and torch.equal(xi, want)
+    m.eval()
+    assert m(xi) is xi and torch.equal(xi, want)  # identity in eval
+    a = (crandn(4, 3, 5, 5, requires_grad=True))
+    torch.manual_seed(3)
+    out = m.train()(a * 2)
+    out.abs().sum().backward()
+    assert torch.equal(a.grad == 0, want == 0)
+
+
+def test_signatures_match_torch():
+    import inspect
+
+    def names(c):
+        return [p for p in inspect.signature(c).parameters]
+
+    for ours, theirs in [(bnn.CReLU, torch.nn.ReLU), (bnn.ComplexDropout, torch.nn.Dropout),
+                         (bnn.ComplexDropout2d, torch.nn.Dropout2d), (bnn.ComplexLayerNorm, torch.nn.LayerNorm),
+                         (bnn.ComplexBatchNorm2d, torch.nn.BatchNorm2d), (bnn.ComplexBatchNorm1d, torch.nn.BatchNorm1d),
+                         (bnn.NaiveComplexBatchNorm2d, torch.nn.BatchNorm2d), (bnn.ComplexUpsample, torch.nn.Upsample)]:
+        assert names(ours) == names(theirs), ours.__name__
+        kinds = {n: p.kind for n, p in inspect.signature(theirs).parameters.items()}
+        assert {n: p.kind for n, p in inspect.signature(ours).parameters.items()} == kinds, ours.__name__
+    for cls in (bnn.ZReLU, bnn.Cardioid):
+        assert names(cls) == ["inplace"]
+    assert "inplace" in names(bnn.ModReLU)
+
+
+def test_upsample_recompute_scale_factor_and_modes():
+    x = crandn(2, 3, 5, 7)
+    for rsf in (None, True, False):
+        up = bnn.ComplexUpsample(scale_factor=1.7, mode="bilinear", recompute_scale_factor=rsf)
+        want = torch.nn.Upsample(scale_factor=1.7, mode="bilinear", recompute_scale_factor=rsf)
+        assert_close(up(x), torch.complex(want(x.real), want(x.imag)))
+    for mode in ("linear", "bicubic", "trilinear", "nearest-exact", "area"):
+        with pytest.raises(ValueError, match=r"ComplexUpsample: mode must be one of \['bilinear', 'nearest'\]"):
+            bnn.ComplexUpsample(scale_factor=2, mode=mode)
+    doc = " ".join(bnn.ComplexUpsample.__doc__.split())
+    assert "Arguments as torch.nn.Upsample" not in doc and "'nearest'" in doc and "'bilinear'" in doc
+
+
+def test_layer_input_errors():
+    with pytest.raises(ValueError, match=r"ModReLU: the input has 4 channels \(dim 1 of \[2, 4, 5, 5\]\) but the layer "
+                                         r"was built for 3 \(num_features\)"):
+        bnn.ModReLU(3)(crandn(2, 4, 5, 5))
+    m64 = [bnn.ModReLU(3), bnn.ComplexBatchNorm2d(3), bnn.ComplexLayerNorm(5), bnn.NaiveComplexBatchNorm2d(3),
+           bnn.ComplexConv2d(3, 4, 3), bnn.ComplexLinear(5, 2)]
+    for m in m64:
+        with pytest.raises(TypeError, match=rf"{type(m).__name__}: layer is complex64, input is complex128; convert "
+                                            r"the module with \.to\(torch\.complex128\)"):
+            m(crandn(2, 3, 4, 5, dtype=torch.complex128))
+    with pytest.raises(TypeError, match=r"ComplexBatchNorm2d: layer is complex128, input is complex64; convert the "
+                                        r"module with \.to\(torch\.complex64\)"):
+        bnn.ComplexBatchNorm2d(3, dtype=torch.complex128)(crandn(2, 3, 4, 5))

@@ -199,3 +199,51 @@ def test_cpu_kernel_is_deterministic():
             outs.append((y, gx))
     for y, gx in outs[1:]:
         assert torch.equal(y, outs[0][0]) and torch.equal(gx, outs[0][1])
+
+
+@pytest.mark.parametrize("cls", [bnn.ComplexBatchNorm2d, bnn.NaiveComplexBatchNorm2d])
+def test_batch_norm_bias_false(cls):
+    # torch.nn.BatchNorm2d's keyword-only bias=False: affine scale only, no shift.
+    m = cls(3, bias=False)
+    assert m.bias is None and m.weight is not None and "bias" not in dict(m.named_parameters())
+    x = _data(4, 3, 2, 5)
+    ref_m = cls(3)
+    y = m(x)
+    assert_close(y, ref_m(x), **TOL)  # bias init 0
+    y.abs().sum().backward()
+    assert m.weight.grad is not None
+    assert cls(3, affine=False, bias=False).weight is None
+    with pytest.raises(TypeError):
+        cls(3, 1e-5, 0.1, True, True, None, None, False)  # bias is keyword-only, as in torch
+
+
+def test_layer_norm_torch_argument_order_and_bias():
+    # torch.nn.LayerNorm's order: normalized_shape, eps, elementwise_affine, bias, device, dtype.
+    ln = bnn.ComplexLayerNorm(5, 1e-3, True, False, "cpu", torch.complex128)
+    assert ln.eps == 1e-3 and ln.bias is None and ln.weight.dtype == torch.float64
+    x = _data(2, 3, 5).to(torch.complex128)
+    assert_close(ln(x), ref.complex_layer_norm(x, (5,), ln.weight.detach(), None, 1e-3))
+    ln(x).abs().sum().backward()
+    assert ln.weight.grad is not None
+    assert bnn.ComplexLayerNorm(5, elementwise_affine=False, bias=True).bias is None
+
+
+def test_naive_batch_norm_resets_and_checks():
+    with pytest.raises(ValueError, match="NaiveComplexBatchNorm2d: num_features must be an int >= 1, got 0"):
+        bnn.NaiveComplexBatchNorm2d(0)
+    m = bnn.NaiveComplexBatchNorm2d(3)
+    fresh = {k: v.clone() for k, v in m.state_dict().items()}
+    m(_data(4, 3, 2, 5))
+    with torch.no_grad():
+        m.weight.add_(1.0)
+        m.bias.add_(1.0)
+    assert m.num_batches_tracked.item() == 1
+    m.reset_running_stats()
+    assert m.num_batches_tracked.item() == 0 and torch.equal(m.running_mean, fresh["running_mean"])
+    assert torch.equal(m.running_var, fresh["running_var"]) and not torch.equal(m.weight, fresh["weight"])
+    m(_data(4, 3, 2, 5))
+    m.reset_parameters()
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, fresh[k]), k
+    with pytest.raises(TypeError, match="NaiveComplexBatchNorm2d: input must be a torch.Tensor, got list"):
+        m([1, 2])

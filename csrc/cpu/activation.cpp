@@ -11,29 +11,50 @@ namespace beamkernels {
 namespace cpu {
 namespace {
 
-// The row loops: `n` complex elements, one bias value for the whole row.
-template <Activation A, typename T>
-__attribute__((always_inline)) inline void fwd_row(const T* __restrict x, T* __restrict y, index_t n, T bias) {
-#pragma omp simd
+// The row loops: `n` complex elements, one bias value for the whole row. modReLU and cardioid
+// run a pass without to_polar's rescaling that also flags any element needing it, and redo the
+// row scaled only then (tiny or huge |z|: rare), which keeps the common case cheap.
+template <Activation A, typename T, bool kScaled>
+__attribute__((always_inline)) inline int fwd_pass(const T* __restrict x, T* __restrict y, index_t n, T bias) {
+  int bad = 0;
+#pragma omp simd reduction(| : bad)
   for (index_t i = 0; i < n; ++i) {
-    const Cplx<T> v = act_forward<A, T>(x[2 * i], x[2 * i + 1], bias);
+    const Cplx<T> v = act_forward<A, T, kScaled>(x[2 * i], x[2 * i + 1], bias);
     y[2 * i] = v.re;
     y[2 * i + 1] = v.im;
+    if (!kScaled) bad |= static_cast<int>(needs_scaling<A, T>(x[2 * i], x[2 * i + 1]));
   }
+  return bad;
+}
+
+template <Activation A, typename T>
+__attribute__((always_inline)) inline void fwd_row(const T* __restrict x, T* __restrict y, index_t n, T bias) {
+  if (fwd_pass<A, T, false>(x, y, n, bias)) fwd_pass<A, T, true>(x, y, n, bias);
+}
+
+template <Activation A, typename T, bool kScaled>
+__attribute__((always_inline)) inline int bwd_pass(const T* __restrict g, const T* __restrict x, T* __restrict gx,
+                                                  index_t n, T bias, T* gb_out) {
+  T gb = T(0);
+  int bad = 0;
+#pragma omp simd reduction(+ : gb) reduction(| : bad)
+  for (index_t i = 0; i < n; ++i) {
+    T local = T(0);
+    const Cplx<T> v = act_backward<A, T, kScaled>(g[2 * i], g[2 * i + 1], x[2 * i], x[2 * i + 1], bias, &local);
+    gx[2 * i] = v.re;
+    gx[2 * i + 1] = v.im;
+    gb += local;
+    if (!kScaled) bad |= static_cast<int>(needs_scaling<A, T>(x[2 * i], x[2 * i + 1]));
+  }
+  *gb_out = gb;
+  return bad;
 }
 
 template <Activation A, typename T>
 __attribute__((always_inline)) inline T bwd_row(const T* __restrict g, const T* __restrict x, T* __restrict gx,
                                                 index_t n, T bias) {
   T gb = T(0);
-#pragma omp simd reduction(+ : gb)
-  for (index_t i = 0; i < n; ++i) {
-    T local = T(0);
-    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], x[2 * i], x[2 * i + 1], bias, &local);
-    gx[2 * i] = v.re;
-    gx[2 * i + 1] = v.im;
-    gb += local;
-  }
+  if (bwd_pass<A, T, false>(g, x, gx, n, bias, &gb)) bwd_pass<A, T, true>(g, x, gx, n, bias, &gb);
   return gb;
 }
 

@@ -22,59 +22,94 @@ namespace {
 
 // One row: re/im parts of z (element stride S: 1 for planes, 2 for interleaved z) of length n ->
 // interleaved y = act(z + b).
+// Each loop first runs without the polar form's rescaling and redoes the row with it only when an
+// element needs it (tiny or huge |z|; csrc/activation.h needs_scaling): `bad` flags that.
+template <Activation A, int S, typename T, bool kScaled>
+__attribute__((always_inline)) inline int fwd_row_pass(const T* __restrict re, const T* __restrict im,
+                                                      T* __restrict y, index_t n, T br, T bi, T ab) {
+  int bad = 0;
+#pragma omp simd reduction(| : bad)
+  for (index_t i = 0; i < n; ++i) {
+    const T zr = re[S * i] + br, zi = im[S * i] + bi;
+    const Cplx<T> v = act_forward<A, T, kScaled>(zr, zi, ab);
+    y[2 * i] = v.re;
+    y[2 * i + 1] = v.im;
+    if (!kScaled) bad |= static_cast<int>(needs_scaling<A, T>(zr, zi));
+  }
+  return bad;
+}
+
 template <Activation A, int S, typename T>
 __attribute__((always_inline)) inline void fwd_row(const T* __restrict re, const T* __restrict im, T* __restrict y,
                                                    index_t n, T br, T bi, T ab) {
-#pragma omp simd
-  for (index_t i = 0; i < n; ++i) {
-    const Cplx<T> v = act_forward<A, T>(re[S * i] + br, im[S * i] + bi, ab);
-    y[2 * i] = v.re;
-    y[2 * i + 1] = v.im;
-  }
+  if (fwd_row_pass<A, S, T, false>(re, im, y, n, br, bi, ab)) fwd_row_pass<A, S, T, true>(re, im, y, n, br, bi, ab);
 }
 
 // One row of Gauss's forward: the three real convs' outputs -> Re z = k1 - k3, Im z = k1 + k2 ->
 // interleaved y = act(z + b), writing the planes of z (the backward's saved) with Z.
-template <Activation A, bool Z, typename T>
-__attribute__((always_inline)) inline void fwd_gauss_row(const T* __restrict k1, const T* __restrict k2,
-                                                         const T* __restrict k3, T* __restrict y, T* __restrict zre,
-                                                         T* __restrict zim, index_t n, T br, T bi, T ab) {
-#pragma omp simd
+template <Activation A, bool Z, typename T, bool kScaled>
+__attribute__((always_inline)) inline int fwd_gauss_row_pass(const T* __restrict k1, const T* __restrict k2,
+                                                            const T* __restrict k3, T* __restrict y,
+                                                            T* __restrict zre, T* __restrict zim, index_t n, T br,
+                                                            T bi, T ab) {
+  int bad = 0;
+#pragma omp simd reduction(| : bad)
   for (index_t i = 0; i < n; ++i) {
     const T re = k1[i] - k3[i], im = k1[i] + k2[i];
     if (Z) {
       zre[i] = re;
       zim[i] = im;
     }
-    const Cplx<T> v = act_forward<A, T>(re + br, im + bi, ab);
+    const Cplx<T> v = act_forward<A, T, kScaled>(re + br, im + bi, ab);
     y[2 * i] = v.re;
     y[2 * i + 1] = v.im;
+    if (!kScaled) bad |= static_cast<int>(needs_scaling<A, T>(re + br, im + bi));
   }
+  return bad;
+}
+
+template <Activation A, bool Z, typename T>
+__attribute__((always_inline)) inline void fwd_gauss_row(const T* __restrict k1, const T* __restrict k2,
+                                                         const T* __restrict k3, T* __restrict y, T* __restrict zre,
+                                                         T* __restrict zim, index_t n, T br, T bi, T ab) {
+  if (fwd_gauss_row_pass<A, Z, T, false>(k1, k2, k3, y, zre, zim, n, br, bi, ab))
+    fwd_gauss_row_pass<A, false, T, true>(k1, k2, k3, y, zre, zim, n, br, bi, ab);  // z is written already
 }
 
 // One row: interleaved grad_y, z (bias not added; element stride S as in fwd_row) -> dL/dz with
 // the same stride (and, with Sum, Re + Im dL/dz: Gauss's dk1); accumulates the row sums.
-template <Activation A, bool Sum, int S, typename T>
-__attribute__((always_inline)) inline void bwd_loop(const T* __restrict g, const T* __restrict re,
-                                                    const T* __restrict im, T* __restrict gre, T* __restrict gim,
-                                                    T* __restrict gsum, index_t n, T br, T bi, T ab, T* sums) {
+template <Activation A, bool Sum, int S, typename T, bool kScaled>
+__attribute__((always_inline)) inline int bwd_loop_pass(const T* __restrict g, const T* __restrict re,
+                                                       const T* __restrict im, T* __restrict gre, T* __restrict gim,
+                                                       T* __restrict gsum, index_t n, T br, T bi, T ab, T* sums) {
   T sr = T(0), si = T(0), sb = T(0);
-#pragma omp simd reduction(+ : sr, si, sb)
+  int bad = 0;
+#pragma omp simd reduction(+ : sr, si, sb) reduction(| : bad)
   for (index_t i = 0; i < n; ++i) {
     T local = T(0);
     // Without an activation z is not read (nor saved: re / im are null).
     const T zr = A != Activation::kNone ? re[S * i] + br : T(0), zi = A != Activation::kNone ? im[S * i] + bi : T(0);
-    const Cplx<T> v = act_backward<A, T>(g[2 * i], g[2 * i + 1], zr, zi, ab, &local);
+    const Cplx<T> v = act_backward<A, T, kScaled>(g[2 * i], g[2 * i + 1], zr, zi, ab, &local);
     gre[S * i] = v.re;
     gim[S * i] = v.im;
     if (Sum) gsum[i] = v.re + v.im;
     sr += v.re;
     si += v.im;
     sb += local;
+    if (!kScaled) bad |= static_cast<int>(needs_scaling<A, T>(zr, zi));
   }
   sums[0] = sr;
   sums[1] = si;
   sums[2] = sb;
+  return bad;
+}
+
+template <Activation A, bool Sum, int S, typename T>
+__attribute__((always_inline)) inline void bwd_loop(const T* __restrict g, const T* __restrict re,
+                                                    const T* __restrict im, T* __restrict gre, T* __restrict gim,
+                                                    T* __restrict gsum, index_t n, T br, T bi, T ab, T* sums) {
+  if (bwd_loop_pass<A, Sum, S, T, false>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums))
+    bwd_loop_pass<A, Sum, S, T, true>(g, re, im, gre, gim, gsum, n, br, bi, ab, sums);
 }
 
 template <Activation A, typename T>

@@ -803,3 +803,26 @@ def test_fused_modrelu_strided_activation_bias(backend, device):
     assert_close(y, y_ref, msg=f"forward ({backend})")
     for name, a, e in zip(("dL/dx", "dL/dW"), grads, grads_ref):
         assert_close(a, e, msg=f"{name} ({backend})")
+
+
+@pytest.mark.parametrize("activation", ["modrelu", "cardioid"])
+@pytest.mark.parametrize("ks", [1, 3])
+def test_fused_activation_tiny_preactivations(backend, device, activation, ks):
+    """Pre-activations of |z| ~ 1e-24 (complex64: |z|^2 underflows) through the fused epilogue: the
+    rows that need the polar form's rescaling are redone with it (CPU), so y = z + b u is right
+    (0 before) and dL/dx, dL/dW are finite and match float64 arithmetic."""
+    x = crandn(2, 3, 6, 7, device=device) * 1e-24
+    w = crandn(4, 3, ks, ks, device=device)
+    ab = torch.tensor([0.5, -1e-30, 0.0, 0.2], device=device) if activation == "modrelu" else None
+    xa, wa = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    y = run_on(backend, F.complex_conv2d, xa, wa, activation=activation, activation_bias=ab, padding=ks // 2)
+    g = torch.randn_like(y)
+    gx, gw = torch.autograd.grad(y, (xa, wa), g)
+    x64, w64 = x.to(torch.complex128).requires_grad_(True), w.to(torch.complex128).requires_grad_(True)
+    y64 = ref.complex_conv2d(x64, w64, activation=activation, activation_bias=None if ab is None else ab.double(),
+                             padding=ks // 2)
+    gx64, gw64 = torch.autograd.grad(y64, (x64, w64), g.to(torch.complex128))
+    for name, a, e in [("y", y, y64), ("dL/dx", gx, gx64), ("dL/dW", gw, gw64)]:
+        assert torch.isfinite(torch.view_as_real(a)).all(), f"{name}: inf/NaN ({backend})"
+        err = (a.detach().to(torch.complex128) - e).abs().max() / e.abs().max()
+        assert err < 1e-4, f"{name} ({backend}): max error {err.item():.3g} of the largest element"

@@ -58,6 +58,7 @@ IGNORE=(--ignore=tests/cuda_emu --ignore=tests/test_build.py --ignore=tests/ops/
 gpu_tests() {  # gpu_tests NAME KEYWORD TIMEOUT
   step "tests ($1)" "$3" "$OUT/tests-$1.log" \
     $PY -m pytest tests -v -p no:cacheprovider --maxfail=25 -k "$2" -rfEs "${IGNORE[@]}"
+  [ -f "$OUT/tests-$1.log" ] || return
   note "  $(grep -E '[0-9]+ (passed|failed)' "$OUT/tests-$1.log" | tail -1)"
   note "  results so far: $(grep -cE ' PASSED' "$OUT/tests-$1.log") passed, $(grep -cE ' (FAILED|ERROR)' "$OUT/tests-$1.log") failed"
   grep -E "^(FAILED|ERROR)" "$OUT/tests-$1.log" | head -25 | tee -a "$SUMMARY"

@@ -23,7 +23,8 @@ def check_targets(H: torch.Tensor, Fopt: torch.Tensor, Wopt: torch.Tensor, snr_d
     H [..., K, Nr, Nt], Fopt [..., K, Nt, Ns], Wopt [..., K, Nr, Ns]. ``names``: one label per
     sample (first dim) or one label for all, used in the message. Catches axis-order mistakes
     (a reshape instead of a transpose, swapped subcarriers, V^H stored instead of V, ...), which
-    leave shapes right but scramble the targets. Evaluated in complex128.
+    leave shapes right but scramble the targets, and targets whose columns are not orthonormal
+    (a scale R cannot see: Fopt = V[:, :Ns], Wopt = U[:, :Ns]). Evaluated in complex128.
     """
     def label(i):
         if names is None:
@@ -46,6 +47,23 @@ def check_targets(H: torch.Tensor, Fopt: torch.Tensor, Wopt: torch.Tensor, snr_d
         i, k = (at[0] if info.dim() >= 2 else 0), at[-1]
         raise ChannelDataError(f"check_targets: {label(i)}, subcarrier {k}: Wopt's {Ns} columns are linearly dependent "
                                f"(W^H W is singular), so Wopt cannot be SVD targets ({e})") from None
+    # R is blind to the targets' scale (F is power-normalized inside, W enters through its column
+    # space); the models' outputs are F with ||F_k||_F^2 = Ns and W with unit-norm columns, as
+    # V[:, :Ns] and U[:, :Ns]: a scaled target would leave element-wise losses (MSE) unreachable.
+    for what, X in (("Fopt", F), ("Wopt", W)):
+        eye = torch.eye(Ns, dtype=X.dtype)
+        dev = (X.mH @ X - eye).abs().amax(dim=(-2, -1))  # [..., K]
+        tol = max(10 * rtol, 1e-4)
+        if bool((dev > tol).any()):
+            idx = (dev > tol).nonzero()[0].tolist()
+            i = idx[0] if dev.dim() >= 2 else 0
+            k = idx[-1]
+            power = (X[tuple(idx)].abs() ** 2).sum().item()
+            raise ChannelDataError(
+                f"check_targets: {label(i)}, subcarrier {k}: {what}'s columns are not orthonormal ({what}^H {what} differs "
+                f"from I by {dev[tuple(idx)].item():.3g} > {tol:g}; ||{what}||_F^2 = {power:.6g}, expected Ns = {Ns}): SVD "
+                f"targets are {'V' if what == 'Fopt' else 'U'}[:, :Ns]. A scaled or otherwise normalized target cannot be "
+                f"matched by the models' outputs under an element-wise loss; rescale it, or load with check=False.")
     bound = svd_bound(H, Ns, snr_db, reduce="none")
     bad = ~((r - bound).abs() <= rtol * bound.clamp_min(1e-3))
     if bool(bad.any()):

@@ -321,3 +321,17 @@ def test_empty_and_overflowing_data_and_name_order(tmp_path, one):
     for name in ("s2.mat", "s1.mat", "s01.mat"):
         write(d / name, one)
     assert [os.path.basename(f) for f in MatChannelDataset(d).files] == ["s01.mat", "s1.mat", "s2.mat"]
+
+
+def test_check_targets_sees_the_targets_scale():
+    """R(H, F, W) cannot see a scaled Fopt (F is power-normalized inside) or Wopt (only its column
+    space counts); check_targets says so, naming the target and the power."""
+    from beamkernels.data.channel import optimal_precoders
+    torch.manual_seed(0)
+    H = torch.randn(2, 3, 6, 8, dtype=torch.complex128)
+    F, W = optimal_precoders(H, 2)
+    check_targets(H, F, W)
+    with pytest.raises(ChannelDataError, match=r"Fopt's columns are not orthonormal .*\|\|Fopt\|\|_F\^2 = 1, expected Ns = 2"):
+        check_targets(H, F / 2 ** 0.5, W)  # power-normalized to 1 instead of Ns
+    with pytest.raises(ChannelDataError, match="Wopt's columns are not orthonormal"):
+        check_targets(H, F, 3 * W)
